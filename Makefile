@@ -1,0 +1,38 @@
+# tdlib: `make reproduce` regenerates every figure and table; `make test` runs the tests.
+# The virtual environment is created once and re-installed only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PRESET ?= cpu
+
+.DEFAULT_GOAL := help
+.PHONY: help install test smoke reproduce bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 \
+		| grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import tdlib, torch, timm, skia, lark, papermill"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install tdlib with its dev extras
+
+test: $(STAMP)  ## run the test suite (notebooks included, smoke preset)
+	$(BIN)/python -m pytest -q
+
+smoke: $(STAMP)  ## execute every notebook with the smoke preset (outputs to a temp folder)
+	$(BIN)/python -m tdlib.notebook_runner --preset smoke --output-dir $${TMPDIR:-/tmp}/tdlib-smoke
+
+reproduce: $(STAMP)  ## regenerate every figure and table (cpu preset, shipped checkpoints)
+	$(BIN)/python -m tdlib.notebook_runner --preset $(PRESET) --output-dir results/notebooks
+
+bench: $(STAMP)  ## run the speed benchmarks and write results/benchmarks.md
+	$(BIN)/python benchmarks/run.py --output results/benchmarks.md
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .hypothesis
