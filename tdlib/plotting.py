@@ -55,8 +55,13 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None
     fig, axes = plt.subplots(rows, columns, figsize=(columns * cell, rows * cell * 1.25),
                              squeeze=False)
     for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < len(images):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_color("0.75")
+        if i >= len(images):
+            ax.axis("off")
+        else:
             ax.imshow(images[i], interpolation="nearest")
             if titles is not None:
                 ax.set_title(wrap(titles[i], 38), fontsize=title_size, family="monospace")
