@@ -4,6 +4,8 @@
     tdlib render --env csg2d "(- (Circle 4 8 8) (Circle 2 8 8))" -o ring.png [--size 128]
     tdlib sample --env tinysvg -n 5 --min-primitives 2 --max-primitives 8 --seed 0
     tdlib svg --env csg2d "<program>" -o out.svg
+    tdlib mutate --env csg2d "<program>" --steps 3 --seed 0
+    tdlib path --env csg2d "<program A>" "<program B>"
 
 A malformed program exits with status 2 and one line naming the column and what was expected.
 """
@@ -80,7 +82,48 @@ def build_parser() -> argparse.ArgumentParser:
     svg.add_argument("program", help="program text")
     svg.add_argument("-o", "--output", help="SVG file to write (default: standard output)")
     svg.add_argument("--size", type=_size, default=128, help="canvas size in pixels (128)")
+
+    mutate = sub.add_parser("mutate", help="apply random small mutations, showing each edit",
+                            description="Apply random small mutations (the forward process), "
+                                        "printing each program with a caret line under the "
+                                        "edited span, as in the paper's Appendix A.")
+    _add_env(mutate)
+    mutate.add_argument("program", help="program text")
+    mutate.add_argument("--steps", type=_count, default=1, help="how many mutations (1)")
+    mutate.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    mutate.add_argument("--scheme", choices=["count", "rule", "uniform"], default="count",
+                        help="how the mutated node is chosen (count)")
+
+    path = sub.add_parser("path", help="print a tree edit path from one program to another",
+                          description="Print the edit path (Algorithm 1, repeated) from program "
+                                      "A to program B: each program, the edit under it.")
+    _add_env(path)
+    path.add_argument("source", help="program A")
+    path.add_argument("target", help="program B")
+    path.add_argument("--seed", type=int, default=0, help="random seed (0)")
     return parser
+
+
+def _cmd_mutate(args, out) -> None:
+    env = make_env(args.env)
+    tree = env.parse(args.program)
+    trees, edits = env.mutator(args.scheme).chain(tree, args.steps, args.seed)
+    for before, edit in zip(trees, edits):
+        print(before, file=out)
+        print(edit.describe(before), file=out)
+    print(trees[-1], file=out)
+
+
+def _cmd_path(args, out) -> None:
+    from tdlib.paths import edit_steps
+    env = make_env(args.env)
+    source, target = env.parse(args.source), env.parse(args.target)
+    steps = edit_steps(source, target, args.seed)
+    for step in steps:
+        print(step.tree, file=out)
+        print(step.edit.describe(step.tree), file=out)
+    print(target, file=out)
+    print(f"# {len(steps)} edit(s)", file=out)
 
 
 def _cmd_envs(args, out) -> None:
@@ -123,7 +166,8 @@ def _cmd_svg(args, out) -> None:
         out.write(text)
 
 
-COMMANDS = {"envs": _cmd_envs, "render": _cmd_render, "sample": _cmd_sample, "svg": _cmd_svg}
+COMMANDS = {"envs": _cmd_envs, "render": _cmd_render, "sample": _cmd_sample, "svg": _cmd_svg,
+            "mutate": _cmd_mutate, "path": _cmd_path}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -134,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProgramSyntaxError as err:
         print(f"tdlib {args.command}: malformed program: {err}", file=sys.stderr)
         return 2
-    except (UsageError, OSError) as err:
+    except (UsageError, OSError, ValueError) as err:
         print(f"tdlib {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

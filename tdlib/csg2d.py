@@ -121,7 +121,8 @@ class CSG2DRenderer:
     def render(self, node: Node, size: int = 128) -> np.ndarray:
         canvas = self._canvases.get(size)
         if canvas is None:
-            canvas = self._canvases[check_size(size)] = MaskCanvas(size)
+            size = check_size(size)
+            canvas = self._canvases[size] = MaskCanvas(size)
         return canvas.fill(self._path(node, size / GRID_UNITS))
 
     def is_solved(self, image: np.ndarray, target: np.ndarray) -> bool:
@@ -133,6 +134,7 @@ class CSG2DRenderer:
         return np.count_nonzero(a & b) / union >= self.iou_threshold
 
     def to_svg(self, node: Node, size: int = 128) -> str:
+        size = check_size(size)
         path = self.path(node, size)
         rule = "evenodd" if path.getFillType() in (
             skia.PathFillType.kEvenOdd, skia.PathFillType.kInverseEvenOdd) else "nonzero"

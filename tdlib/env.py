@@ -82,17 +82,40 @@ class Env:
         """
         return self.grammar.sample(rng, min_primitives, max_primitives)
 
+    # ------------------------------------------------------------- noise and paths
+    def mutator(self, scheme: str = "count", sigma_small: int = 2):
+        """A :class:`~tdlib.mutation.Mutator` for this language (cached per settings)."""
+        from tdlib.mutation import Mutator
+        key = (scheme, sigma_small)
+        cache = self.__dict__.setdefault("_mutators", {})
+        if key not in cache:
+            cache[key] = Mutator(self.grammar, sigma_small, scheme)
+        return cache[key]
+
+    def random_edit(self, program: Program, rng, scheme: str = "count"):
+        """One random small mutation as an :class:`~tdlib.mutation.Edit` (path, old, new)."""
+        return self.mutator(scheme).random_edit(self.tree(program), rng)
+
+    def mutate(self, program: Program, rng, scheme: str = "count") -> SyntaxTree:
+        """The program after one random small mutation (never a no-op, always valid)."""
+        return self.mutator(scheme).mutate(self.tree(program), rng)
+
+    def edit_path(self, a: Program, b: Program, rng, sigma_small: int = 2) -> list[SyntaxTree]:
+        """Programs from ``a`` to ``b`` inclusive, each one small edit from the last."""
+        from tdlib.paths import edit_path
+        return edit_path(self.tree(a), self.tree(b), rng, sigma_small)
+
     # ------------------------------------------------------------- images
     def render(self, program: Program, size: int | None = None) -> np.ndarray:
         """Float32 image ``size x size x channels`` in [0, 1]."""
-        return self.renderer.render(self._node(program), size or self.default_size)
+        return self.renderer.render(self._node(program), self.default_size if size is None else size)
 
     def observe(self, program: Program, rng=None, size: int | None = None) -> np.ndarray:
         """What a model sees of a target: the clean render unless the language says otherwise."""
         observe = getattr(self.renderer, "observe", None)
         if observe is None:
             return self.render(program, size)
-        return observe(self._node(program), rng, size or self.default_size)
+        return observe(self._node(program), rng, self.default_size if size is None else size)
 
     def display(self, image: np.ndarray) -> np.ndarray:
         """An ``H x W x 3`` RGB view of an image: one-channel ink becomes black on white."""
@@ -116,7 +139,7 @@ class Env:
         to_svg = getattr(self.renderer, "to_svg", None)
         if to_svg is None:
             raise NotImplementedError(f"{self.name} has no SVG export")
-        return to_svg(self._node(program), size or self.default_size)
+        return to_svg(self._node(program), self.default_size if size is None else size)
 
 
 # ------------------------------------------------------------------ registry

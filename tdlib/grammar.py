@@ -51,9 +51,13 @@ class ProgramSyntaxError(ValueError):
 class Rule:
     """A nonterminal that fills slots of expansions; its alternatives are what may fill them."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, grammar: "Grammar"):
         self.name = name
+        self.grammar = grammar
         self.alternatives: list[Alternative] = []
+
+    def __reduce__(self):
+        return (_rule_of, (self.grammar, self.name))
 
     @property
     def is_leaf_rule(self) -> bool:
@@ -95,6 +99,9 @@ class Alternative:
             self.fmt = seg_text[0]
         self.literal = seg_text[0] if not self.slots else None
         self.leaf = Node(self) if not self.slots else None
+
+    def __reduce__(self):
+        return (_alternative_of, (self.rule.grammar, self.index))
 
     @property
     def tokens(self) -> tuple[str, ...]:
@@ -144,6 +151,16 @@ class Grammar:
             t.name: t.pattern.value for t in self._parser.terminals
         }
         self._sampler = None
+        _GRAMMARS.setdefault(self._key(), self)
+
+    def _key(self) -> tuple:
+        return (self.source, tuple(sorted(self.primitive_names)), self.name,
+                tuple(sorted(self.weights.items())))
+
+    def __reduce__(self):
+        # Pickled by definition, so trees cross process boundaries (DataLoader workers) cheaply
+        # and alternatives keep their identity in the receiving process.
+        return (_grammar_of, self._key())
 
     # ------------------------------------------------------------------ compile
     def _compile(self, loaded: lark.Lark) -> None:
@@ -174,7 +191,7 @@ class Grammar:
         used_in_parts.add(root)
         slot_names = sorted(n for n in used_in_parts if n != "start" or root == "start")
 
-        self.rules: dict[str, Rule] = {n: Rule(n) for n in slot_names}
+        self.rules: dict[str, Rule] = {n: Rule(n, self) for n in slot_names}
         self.alternatives: list[Alternative] = []
 
         def flatten(name: str, seen: tuple[str, ...]) -> list[tuple[str, list]]:
@@ -352,6 +369,24 @@ class Grammar:
                 alts.append(body + (" *" if alt.is_primitive else ""))
             lines.append(f"{rule.name}: " + " | ".join(alts))
         return "\n".join(lines)
+
+
+_GRAMMARS: dict[tuple, Grammar] = {}
+
+
+def _grammar_of(source, primitives, name, weights) -> Grammar:
+    key = (source, primitives, name, weights)
+    if key not in _GRAMMARS:
+        Grammar(source, primitives, name=name, weights=dict(weights))
+    return _GRAMMARS[key]
+
+
+def _rule_of(grammar: Grammar, name: str) -> Rule:
+    return grammar.rules[name]
+
+
+def _alternative_of(grammar: Grammar, index: int) -> Alternative:
+    return grammar.alternatives[index]
 
 
 def grammar_source(name: str) -> str:

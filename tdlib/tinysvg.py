@@ -167,6 +167,7 @@ class TinySVGRenderer:
         return close.mean() >= self.pixel_fraction
 
     def to_svg(self, node: Node, size: int = 128) -> str:
+        size = check_size(size)
         scale = size / UNITS_ACROSS
         origin = size / 2
         f = "{:.3f}".format

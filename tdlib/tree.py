@@ -33,6 +33,11 @@ class Node:
         self.sigma = sigma  # number of primitives below and including this node
         self._text = None
 
+    def __reduce__(self):
+        if self.alt.leaf is self:
+            return (_leaf_of, (self.alt,))
+        return (Node, (self.alt, self.children))
+
     @property
     def rule(self) -> "Rule":
         """The production rule (nonterminal) this node was derived from."""
@@ -110,6 +115,9 @@ class SyntaxTree:
         self.root = root
         self.grammar = grammar
 
+    def __reduce__(self):
+        return (SyntaxTree, (self.root, self.grammar))
+
     @property
     def text(self) -> str:
         return self.root.text
@@ -174,6 +182,17 @@ class SyntaxTree:
         visit(self.root)
         return out
 
+    @cached_property
+    def _by_path(self) -> dict[tuple[int, ...], Located]:
+        return {located.path: located for located in self.nodes}
+
+    def locate(self, path: tuple[int, ...]) -> Located:
+        """The node at ``path`` with its spans."""
+        try:
+            return self._by_path[tuple(path)]
+        except KeyError:
+            raise KeyError(f"no node at path {path} in {self.text!r}") from None
+
     def at(self, path: tuple[int, ...]) -> Node:
         """The node reached by following child indices ``path`` from the root."""
         node = self.root
@@ -190,6 +209,10 @@ class SyntaxTree:
                 f"{replacement.alt.rule.name} node"
             )
         return SyntaxTree(_replace(self.root, path, 0, replacement), self.grammar)
+
+
+def _leaf_of(alt: "Alternative") -> Node:
+    return alt.leaf
 
 
 def _replace(node: Node, path: tuple[int, ...], depth: int, replacement: Node) -> Node:

@@ -1,0 +1,187 @@
+"""Speed benchmarks of tdlib against the public code's figures (REFERENCE.md section 4).
+
+    python benchmarks/run.py --output results/benchmarks.md      # what `make bench` runs
+    python benchmarks/run.py --only render                        # a subset, printed only
+
+Each benchmark runs in this one process on one core's worth of Python, times a fixed batch of
+work several times and reports the median rate.  Inputs are made before the clock starts (the
+training and search loops render trees, not text), except where parsing is what is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import tdlib
+
+
+@dataclass
+class Bench:
+    name: str
+    unit: str
+    setup: Callable[[], Callable[[], int]]  # returns a closure doing work, returning item count
+    public: float | None  # public code, items/s (REFERENCE.md section 4)
+    target: float | None  # the issue's bar, items/s
+
+
+def _trees(env_name: str, n: int, lo: int = 2, hi: int = 8, seed: int = 0):
+    env = tdlib.make_env(env_name)
+    rng = np.random.default_rng(seed)
+    return env, [env.sample(rng, lo, hi) for _ in range(n)]
+
+
+def render_trees(env_name: str, size: int = 128):
+    def setup():
+        env, trees = _trees(env_name, 2000)
+
+        def work():
+            for tree in trees:
+                env.render(tree, size)
+            return len(trees)
+        return work
+    return setup
+
+
+def parse_text(env_name: str, primitives: int):
+    def setup():
+        env, trees = _trees(env_name, 2000, primitives, primitives)
+        texts = [str(t) for t in trees]
+
+        def work():
+            for text in texts:
+                env.parse(text)
+            return len(texts)
+        return work
+    return setup
+
+
+def parse_and_render(env_name: str):
+    def setup():
+        env, trees = _trees(env_name, 2000)
+        texts = [str(t) for t in trees]
+
+        def work():
+            for text in texts:
+                env.render(text)
+            return len(texts)
+        return work
+    return setup
+
+
+def sample(env_name: str):
+    def setup():
+        env = tdlib.make_env(env_name)
+        rng = np.random.default_rng(0)
+
+        def work():
+            for _ in range(5000):
+                env.sample(rng, 2, 8)
+            return 5000
+        return work
+    return setup
+
+
+BENCHES = [
+    Bench("render csg2d tree 128px", "programs/s", render_trees("csg2d"), 593, 6000),
+    Bench("render tinysvg tree 128px", "programs/s", render_trees("tinysvg"), 150, 1500),
+    Bench("render rainbow tree 128px", "programs/s", render_trees("rainbow"), 410, None),
+    Bench("parse csg2d text, 6 primitives", "programs/s", parse_text("csg2d", 6), None, 3000),
+    Bench("parse+render csg2d text 128px", "programs/s", parse_and_render("csg2d"), 593, None),
+    Bench("parse+render tinysvg text 128px", "programs/s", parse_and_render("tinysvg"), 150, None),
+    Bench("sample csg2d (2-8 primitives)", "programs/s", sample("csg2d"), 2553, 12000),
+    Bench("sample tinysvg (2-8 primitives)", "programs/s", sample("tinysvg"), 1138, None),
+    Bench("sample rainbow (2-8 primitives)", "programs/s", sample("rainbow"), 2195, None),
+]
+
+
+def measure(bench: Bench, repeats: int) -> float:
+    work = bench.setup()
+    work()  # warm-up: caches, surfaces, lazily built tables
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        count = work()
+        rates.append(count / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def table(rows: list[tuple[Bench, float]]) -> str:
+    lines = ["| benchmark | tdlib | public code | ratio | bar | met |",
+             "|---|---:|---:|---:|---:|:---:|"]
+    for bench, rate in rows:
+        public = f"{bench.public:,.0f}" if bench.public else "—"
+        ratio = f"{rate / bench.public:.1f}x" if bench.public else "—"
+        target = f"{bench.target:,.0f}" if bench.target else "—"
+        met = ("yes" if rate >= bench.target else "**no**") if bench.target else ""
+        lines.append(f"| {bench.name} ({bench.unit}) | {rate:,.0f} | {public} | {ratio} | "
+                     f"{target} | {met} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output", type=Path, help="write the markdown report here")
+    parser.add_argument("--only", default="", help="run benchmarks whose name contains this")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats, median kept (5)")
+    args = parser.parse_args(argv)
+    rows = []
+    for bench in BENCHES:
+        if args.only not in bench.name:
+            continue
+        rate = measure(bench, args.repeats)
+        rows.append((bench, rate))
+        print(f"{bench.name:40s} {rate:12,.0f} {bench.unit}", flush=True)
+    report = "\n".join([
+        "# Benchmarks",
+        "",
+        f"Measured {datetime.date.today().isoformat()} at commit {commit()} with "
+        f"`python benchmarks/run.py --output results/benchmarks.md` (`make bench`).",
+        f"Machine: {machine()}. One process; median of {args.repeats} timed repeats.",
+        "Public code: the authors' figures on a 2-core CPU machine like this one "
+        "(`../shared/design/REFERENCE.md` section 4); its render figures include parsing and its "
+        "canvases differ (TinySVG 224 px, Rainbow 64 px; ours are all 128 px).",
+        "",
+        table(rows),
+        "",
+    ])
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(report)
+        print(f"wrote {args.output}")
+    return 0 if all(b.target is None or r >= b.target for b, r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

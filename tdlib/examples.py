@@ -1,0 +1,149 @@
+"""Training examples: noise a random target, then take a step of the path back (paper §3.2).
+
+For each example: a target z_0 with ``min_primitives..max_primitives`` primitives; a start
+z_s made by ``s ~ U{1..max_noise_steps}`` small mutations, or, with probability ``rho``, an
+unrelated random program.  Then, by ``mode``:
+
+``"path"`` (the paper)
+    the edit path from z_s to z_0; a program on it chosen uniformly (z_0 excluded) and its
+    next edit; ``distance`` is the number of edits left, the value network's target.
+``"last_step"`` (No Reverse Path ablation)
+    z_s and the edit that undoes the last mutation exactly (z_s -> z_{s-1}); ``distance`` = s.
+    Unrelated starts have no last mutation and use the first edit of their path.
+
+``rho = 1`` gives the No Noising ablation.  Everything is seeded: the same seed gives the same
+stream, and each DataLoader worker draws a distinct stream from (seed, worker id).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from tdlib.env import Env, make_env
+from tdlib.mutation import SIGMA_SMALL, Edit, Mutator
+from tdlib.paths import edit_steps
+from tdlib.sampling import as_random
+from tdlib.tree import SyntaxTree
+
+MODES = ("path", "last_step")
+
+
+@dataclass(frozen=True)
+class ExampleConfig:
+    """How training examples are made; stored in every checkpoint that uses them."""
+
+    min_primitives: int = 2
+    max_primitives: int = 8
+    max_noise_steps: int = 5
+    rho: float = 0.2
+    mode: str = "path"
+    sigma_small: int = SIGMA_SMALL
+    mutation_scheme: str = "count"
+    image_size: int = 128
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
+        if not 0.0 <= self.rho <= 1.0:
+            raise ValueError(f"rho must be in [0, 1], not {self.rho}")
+        if self.max_noise_steps < 1:
+            raise ValueError("max_noise_steps must be >= 1")
+        if not 1 <= self.min_primitives <= self.max_primitives:
+            raise ValueError("need 1 <= min_primitives <= max_primitives")
+
+
+@dataclass
+class TrainingExample:
+    """One supervised step: from ``current`` towards ``target`` by ``edit``."""
+
+    current: SyntaxTree
+    target: SyntaxTree
+    current_image: np.ndarray
+    target_image: np.ndarray  # the target's observation (a sketch for csg2d-sketch)
+    edit: Edit
+    distance: int  # edits left from current to target (path mode) or noise steps left
+    noise_steps: int  # 0 for an unrelated start
+    chain: list[SyntaxTree] = field(repr=False)  # z_0 .. z_s (just [start] if unrelated)
+
+    @property
+    def edit_position(self) -> int:
+        """Token index in ``current`` where the edited node starts (the <POS k> target)."""
+        return self.edit.locate(self.current).token_start
+
+
+class ExampleMaker:
+    """Makes training examples for one language."""
+
+    def __init__(self, env: Env, config: ExampleConfig = ExampleConfig()):
+        self.env = env
+        self.config = config
+        self.mutator = Mutator(env.grammar, config.sigma_small, config.mutation_scheme)
+
+    def example(self, rng, render: bool = True) -> TrainingExample:
+        r = as_random(rng)
+        cfg = self.config
+        while True:
+            target = self.env.sample(r, cfg.min_primitives, cfg.max_primitives)
+            if r.random() < cfg.rho:
+                start = self.env.sample(r, cfg.min_primitives, cfg.max_primitives)
+                chain, noise = None, 0
+            else:
+                noise = 1 + int(r.random() * cfg.max_noise_steps)
+                trees, edits = self.mutator.chain(target, noise, r)
+                start, chain = trees[-1], (trees, edits)
+            if start != target:  # a chain can wander back to where it began
+                break
+        if cfg.mode == "last_step" and chain is not None:
+            trees, edits = chain
+            current, edit, distance = start, edits[-1].inverse(), noise
+        else:
+            steps = edit_steps(start, target, r, cfg.sigma_small)
+            i = int(r.random() * len(steps))
+            current, edit, distance = steps[i].tree, steps[i].edit, len(steps) - i
+        if render:
+            current_image = self.env.render(current, cfg.image_size)
+            target_image = self.env.observe(target, r, cfg.image_size)
+        else:
+            current_image = target_image = None
+        return TrainingExample(current, target, current_image, target_image, edit, distance,
+                               noise, chain[0] if chain else [start])
+
+
+def worker_seed(seed: int, worker: int, rank: int = 0) -> int:
+    """A distinct, reproducible 63-bit seed per (seed, process rank, DataLoader worker)."""
+    return int(np.random.SeedSequence([seed, rank, worker]).generate_state(2, np.uint64)[0] >> 1)
+
+
+class ExampleStream(IterableDataset):
+    """An endless, seeded stream of :class:`TrainingExample` for DataLoader workers.
+
+    Use ``DataLoader(stream, batch_size=..., collate_fn=list)`` (or a tokenizing collate):
+    examples hold syntax trees as well as images.
+    """
+
+    def __init__(self, env_name: str, config: ExampleConfig = ExampleConfig(), seed: int = 0,
+                 rank: int = 0):
+        self.env_name = env_name
+        self.config = config
+        self.seed = seed
+        self.rank = rank
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker = info.id if info is not None else 0
+        maker = ExampleMaker(make_env(self.env_name), self.config)
+        r = random.Random(worker_seed(self.seed, worker, self.rank))
+        while True:
+            yield maker.example(r)
+
+
+def stack_images(examples: list[TrainingExample]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Current and target images of a batch as float tensors ``B x C x H x W``."""
+    current = torch.from_numpy(np.stack([e.current_image for e in examples])).permute(0, 3, 1, 2)
+    target = torch.from_numpy(np.stack([e.target_image for e in examples])).permute(0, 3, 1, 2)
+    return current.contiguous(), target.contiguous()
