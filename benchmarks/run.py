@@ -92,6 +92,53 @@ def sample(env_name: str):
     return setup
 
 
+def training_examples(env_name: str, size: int = 128):
+    def setup():
+        from tdlib.examples import ExampleConfig, ExampleMaker
+        maker = ExampleMaker(tdlib.make_env(env_name), ExampleConfig(image_size=size))
+        rng = np.random.default_rng(0)
+
+        def work():
+            for _ in range(500):
+                example = maker.example(rng)
+                example.current.tokens  # the policy's context
+                example.edit_position
+            return 500
+        return work
+    return setup
+
+
+def mutation(env_name: str):
+    def setup():
+        env, trees = _trees(env_name, 2000)
+        mutator = env.mutator()
+        rng = np.random.default_rng(0)
+
+        def work():
+            for tree in trees:
+                mutator.mutate(tree, rng)
+            return len(trees)
+        return work
+    return setup
+
+
+def noise_and_path(env_name: str):
+    def setup():
+        from tdlib.paths import edit_path
+        env, trees = _trees(env_name, 1000)
+        mutator = env.mutator()
+        rng = np.random.default_rng(0)
+
+        def work():
+            for tree in trees:
+                steps = int(rng.integers(1, 6))
+                start = mutator.chain(tree, steps, rng)[0][-1]
+                edit_path(start, tree, rng)
+            return len(trees)
+        return work
+    return setup
+
+
 BENCHES = [
     Bench("render csg2d tree 128px", "programs/s", render_trees("csg2d"), 593, 6000),
     Bench("render tinysvg tree 128px", "programs/s", render_trees("tinysvg"), 150, 1500),
@@ -102,6 +149,14 @@ BENCHES = [
     Bench("sample csg2d (2-8 primitives)", "programs/s", sample("csg2d"), 2553, 12000),
     Bench("sample tinysvg (2-8 primitives)", "programs/s", sample("tinysvg"), 1138, None),
     Bench("sample rainbow (2-8 primitives)", "programs/s", sample("rainbow"), 2195, None),
+    Bench("one mutation csg2d", "mutations/s", mutation("csg2d"), 747, 7470),
+    Bench("one mutation tinysvg", "mutations/s", mutation("tinysvg"), 351, 3510),
+    Bench("one mutation rainbow", "mutations/s", mutation("rainbow"), 714, 7140),
+    Bench("noise + full path csg2d (no render)", "pairs/s", noise_and_path("csg2d"), 186, None),
+    Bench("noise + full path tinysvg (no render)", "pairs/s", noise_and_path("tinysvg"), 20, None),
+    Bench("training examples csg2d 128px", "examples/s", training_examples("csg2d"), 93, 1000),
+    Bench("training examples rainbow 128px", "examples/s", training_examples("rainbow"), 82, 800),
+    Bench("training examples tinysvg 128px", "examples/s", training_examples("tinysvg"), 17, 200),
 ]
 
 
