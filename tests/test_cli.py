@@ -295,3 +295,41 @@ def test_console_script_exits_2_without_traceback(tmp_path):
                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "column 9" in result.stderr
+
+
+# ---------------------------------------------------------------- mutate and path
+
+def test_mutate_prints_each_step_with_a_caret_under_the_edit(capsys):
+    program = "(+ (+ (+ (Circle A D 4) (Quad F E 4 6 K)) (Quad 3 E C 2 M)) (Circle C 2 1))"
+    assert main(["mutate", "--env", "csg2d", program, "--steps", "3", "--seed", "0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 7 and lines[0] == program
+    env = tdlib.make_env("csg2d")
+    for before, caret, after in zip(lines[0:6:2], lines[1:6:2], lines[2:7:2]):
+        start = len(caret) - len(caret.lstrip(" "))
+        marker, replacement = caret.strip().split(" -> ")
+        end = start + len(marker)
+        # the caret spans exactly the replaced text: splicing the replacement in gives the next line
+        assert before[:start] + replacement + before[end:] == after
+        env.parse(after)
+    assert main(["mutate", "--env", "csg2d", program, "--steps", "3", "--seed", "0"]) == 0
+    assert capsys.readouterr().out.splitlines() == lines, "same seed, same steps"
+
+
+def test_path_prints_programs_ending_at_the_target(capsys):
+    a, b = "(Circle 1 2 3)", "(- (+ (Circle 5 5 5) (Circle 1 2 4)) (Quad 8 8 8 8 G))"
+    assert main(["path", "--env", "csg2d", a, b]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == a and lines[-2] == b and lines[-1].startswith("# ")
+    programs = lines[:-1:2]
+    assert int(lines[-1].split()[1]) == len(programs) - 1
+
+
+@pytest.mark.parametrize("argv", [
+    ["mutate", "--env", "csg2d", "(Circle 1 2 G)"],
+    ["path", "--env", "csg2d", "(Circle 1 2 3)", "(Circle 1 2"],
+])
+def test_mutate_and_path_reject_malformed_programs(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "column" in err[0] and "Traceback" not in err[0]

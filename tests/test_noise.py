@@ -17,7 +17,7 @@ from tdlib.paths import edit_path, edit_steps
 LANGUAGES = ["csg2d", "tinysvg", "rainbow"]
 ENVS = {name: tdlib.make_env(name) for name in LANGUAGES}
 seeds = st.integers(0, 2**32 - 1)
-PROPERTY = settings(max_examples=300, deadline=None,
+PROPERTY = settings(max_examples=1000, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
