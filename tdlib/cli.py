@@ -6,6 +6,7 @@
     tdlib svg --env csg2d "<program>" -o out.svg
     tdlib mutate --env csg2d "<program>" --steps 3 --seed 0
     tdlib path --env csg2d "<program A>" "<program B>"
+    tdlib testset --env csg2d --hard --n 256 --seed 0 -o results/testsets/csg2d_hard.jsonl
 
 A malformed program exits with status 2 and one line naming the column and what was expected.
 """
@@ -101,7 +102,32 @@ def build_parser() -> argparse.ArgumentParser:
     path.add_argument("source", help="program A")
     path.add_argument("target", help="program B")
     path.add_argument("--seed", type=int, default=0, help="random seed (0)")
+
+    testset = sub.add_parser("testset", help="generate a test set file (JSON lines)",
+                             description="Generate a test set: a header line, then one problem "
+                                         "a line. The same arguments give the same bytes.")
+    _add_env(testset)
+    testset.add_argument("--n", type=_count, default=256, help="number of problems (256)")
+    testset.add_argument("--seed", type=int, default=0, help="test-set seed (0)")
+    testset.add_argument("--hard", action="store_true",
+                         help="keep only images at or above --percentile of LZ4 incompressibility")
+    testset.add_argument("--percentile", type=float, default=95.0,
+                         help="complexity percentile for --hard (95)")
+    testset.add_argument("--min-primitives", type=_count, default=2, help="fewest primitives (2)")
+    testset.add_argument("--max-primitives", type=_count, default=8, help="most primitives (8)")
+    testset.add_argument("-o", "--output", required=True, help="JSON-lines file to write")
     return parser
+
+
+def _cmd_testset(args, out) -> None:
+    from tdlib import testsets
+    spec = testsets.TestSetSpec(args.env, n=args.n, seed=args.seed, hard=args.hard,
+                                percentile=args.percentile, min_primitives=args.min_primitives,
+                                max_primitives=args.max_primitives)
+    header, problems = testsets.generate(spec)
+    testsets.write(args.output, header, problems)
+    print(f"wrote {args.output}: {len(problems)} problems from {header['candidates_drawn']} "
+          f"candidates", file=out)
 
 
 def _cmd_mutate(args, out) -> None:
@@ -167,7 +193,7 @@ def _cmd_svg(args, out) -> None:
 
 
 COMMANDS = {"envs": _cmd_envs, "render": _cmd_render, "sample": _cmd_sample, "svg": _cmd_svg,
-            "mutate": _cmd_mutate, "path": _cmd_path}
+            "mutate": _cmd_mutate, "path": _cmd_path, "testset": _cmd_testset}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,124 @@
+"""Fixed, versioned test sets: files of problems that every method is evaluated on.
+
+A test set is a JSON-lines file.  The first line is a header recording the generator, its
+parameters and the command that regenerates the file byte for byte; each further line is one
+problem: its index, the program text, its sigma and the seed it was drawn from (for
+``csg2d-sketch`` that seed also draws the sketch the model sees).
+
+Test programs come from a seed space disjoint from training: problem seeds are drawn from
+``SeedSequence([seed, TESTSET_DOMAIN, set id])``, training workers from ``SeedSequence([seed, rank,
+worker])``; :func:`training_overlap` checks a large training sample for duplicates anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tdlib.complexity import complexity_threshold, lz4_score
+from tdlib.env import make_env
+from tdlib.examples import worker_seed
+
+FORMAT_VERSION = 1
+TESTSET_DOMAIN = 0x7E57  # separates test-set seeds from training streams
+
+
+@dataclass(frozen=True)
+class TestSetSpec:
+    """Everything that determines a test set."""
+
+    __test__ = False  # not a pytest class
+
+    env: str
+    n: int = 256
+    seed: int = 0
+    hard: bool = False
+    percentile: float = 95.0
+    calibration_samples: int = 10_000
+    min_primitives: int = 2
+    max_primitives: int = 8
+    size: int = 128
+
+    def command(self) -> str:
+        hard = f" --hard --percentile {self.percentile:g}" if self.hard else ""
+        return (f"tdlib testset --env {self.env}{hard} --n {self.n} --seed {self.seed} "
+                f"--min-primitives {self.min_primitives} --max-primitives {self.max_primitives}")
+
+
+def generate(spec: TestSetSpec) -> tuple[dict, list[dict]]:
+    """The header and the problems of a test set (deterministic in ``spec``)."""
+    if spec.n < 1:
+        raise ValueError(f"a test set needs n >= 1 problems, not {spec.n}")
+    env = make_env(spec.env)
+    stream = zlib.crc32(f"{spec.env}:{'hard' if spec.hard else 'plain'}".encode())
+    master = random.Random(int(np.random.SeedSequence([spec.seed, TESTSET_DOMAIN, stream])
+                               .generate_state(2, np.uint64)[0] >> 1))
+    threshold = None
+    if spec.hard:
+        threshold = complexity_threshold(env, spec.percentile, master.getrandbits(63),
+                                         spec.calibration_samples, spec.min_primitives,
+                                         spec.max_primitives, spec.size)
+    problems, seen, drawn = [], set(), 0
+    while len(problems) < spec.n:
+        problem_seed = master.getrandbits(63)
+        drawn += 1
+        tree = env.sample(problem_seed, spec.min_primitives, spec.max_primitives)
+        text = str(tree)
+        if text in seen:
+            continue
+        record = {"index": len(problems), "program": text, "sigma": tree.sigma,
+                  "seed": problem_seed}
+        if spec.hard:
+            score = lz4_score(env.render(tree, spec.size))
+            if score < threshold:
+                continue
+            record["lz4_score"] = round(score, 6)
+        seen.add(text)
+        problems.append(record)
+    header = {"tdlib_testset": FORMAT_VERSION, "spec": asdict(spec), "regenerate": spec.command(),
+              "lz4_threshold": None if threshold is None else round(threshold, 6),
+              "candidates_drawn": drawn}
+    return header, problems
+
+
+def write(path: str | Path, header: dict, problems: list[dict]) -> None:
+    lines = [json.dumps(header, sort_keys=True)] + [json.dumps(p, sort_keys=True) for p in problems]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def load(path: str | Path) -> tuple[dict, list[dict]]:
+    """Read a test set; raises ValueError on a file that is not one."""
+    lines = Path(path).read_text().splitlines()
+    try:
+        header = json.loads(lines[0])
+        problems = [json.loads(line) for line in lines[1:]]
+    except (IndexError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not a tdlib test set: {err}") from None
+    if header.get("tdlib_testset") != FORMAT_VERSION:
+        raise ValueError(f"{path} is not a tdlib test set of format {FORMAT_VERSION}")
+    return header, problems
+
+
+def training_overlap(problems: list[dict], env_name: str, n: int, seed: int = 0,
+                     min_primitives: int = 2, max_primitives: int = 8) -> set[str]:
+    """Programs of the test set that also appear among ``n`` training targets of stream ``seed``."""
+    env = make_env(env_name)
+    r = random.Random(worker_seed(seed, 0))
+    training = {str(env.sample(r, min_primitives, max_primitives)) for _ in range(n)}
+    return {p["program"] for p in problems} & training
+
+
+# The shipped test sets: file name -> spec (results/testsets/).
+SHIPPED = {
+    "csg2d_hard.jsonl": TestSetSpec("csg2d", hard=True),
+    "csg2d.jsonl": TestSetSpec("csg2d"),
+    "csg2d_sketch.jsonl": TestSetSpec("csg2d-sketch"),
+    "tinysvg.jsonl": TestSetSpec("tinysvg"),
+    "rainbow.jsonl": TestSetSpec("rainbow"),
+}
