@@ -38,7 +38,7 @@ def _small_like(target: Node, sigma_small: int, r: random.Random, grammar) -> No
     alt = target.alt
     sizes = [n for n in range(sigma_small + 1) if sampler.alt_can[alt.index] >> n & 1]
     if sizes:
-        new = _sample_alternative(sampler, alt, sizes[int(r.random() * len(sizes))], r)
+        new = sampler.expand(r, alt, sizes[int(r.random() * len(sizes))])
     else:  # target's expansion cannot be small: any small expression of the rule
         rule = alt.rule
         options = sampler.sizes(rule, 0, sigma_small)
@@ -49,19 +49,6 @@ def _small_like(target: Node, sigma_small: int, r: random.Random, grammar) -> No
         if candidate.sigma <= sigma_small:
             tree = candidate
     return tree.root
-
-
-def _sample_alternative(sampler, alt, n: int, r: random.Random) -> Node:
-    if alt.leaf is not None:
-        return alt.leaf
-    remaining = n - alt.is_primitive
-    children = []
-    for i, choices in enumerate(sampler.splits[alt.index]):
-        options = choices[remaining]
-        v = options[int(r.random() * len(options))]
-        children.append(sampler.sample_exact(r, alt.slots[i], v, 1))
-        remaining -= v
-    return Node(alt, tuple(children))
 
 
 def tree_diff(a: Node, b: Node, sigma_small: int, r: random.Random, grammar,

@@ -206,6 +206,10 @@ class ConstrainedSampler:
             alt = alts[int(r.random() * len(alts))]
             if alt.leaf is None:
                 return self._shortest(r, alt, n, depth)
+        return self.expand(r, alt, n, depth)
+
+    def expand(self, r: random.Random, alt: "Alternative", n: int, depth: int = 0) -> Node:
+        """A node of alternative ``alt`` with exactly ``n`` primitives (``n`` must be feasible)."""
         if alt.leaf is not None:
             return alt.leaf
         remaining = n - alt.is_primitive
