@@ -169,8 +169,10 @@ def make_env(name: str) -> Env:
 
 def _csg2d(name: str) -> Env:
     from tdlib.csg2d import CSG2DRenderer
+    from tdlib.sketch import CSG2DSketcher
     grammar = load_grammar("csg2d", ("circle", "quad"))
-    return Env(name, grammar, CSG2DRenderer(grammar))
+    renderer = CSG2DSketcher(grammar) if name == "csg2d-sketch" else CSG2DRenderer(grammar)
+    return Env(name, grammar, renderer)
 
 
 def _tinysvg(grammar_name: str) -> Env:
@@ -183,7 +185,7 @@ def _tinysvg(grammar_name: str) -> Env:
 register_env("csg2d", lambda: _csg2d("csg2d"),
              "constructive solid geometry: circles and rotated quads, union and difference")
 register_env("csg2d-sketch", lambda: _csg2d("csg2d-sketch"),
-             "CSG2D observed as hand-drawn sketches (clean renders until the sketch model lands)")
+             "CSG2D observed as hand-drawn sketches; solved when the clean renders match")
 register_env("tinysvg", lambda: _tinysvg("tinysvg"),
              "rectangles and ellipses with colours and borders, Arrange and Move layout")
 register_env("rainbow", lambda: _tinysvg("rainbow"),

@@ -42,6 +42,15 @@ def savefig(fig: plt.Figure, name: str, dpi: int = 150) -> Path:
     return path
 
 
+def save_table(table, name: str, **to_csv_options) -> Path:
+    """Save a pandas table as ``results/tables/<name>.csv`` (the only way tdlib writes tables)."""
+    folder = results_dir() / "tables"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (name if name.endswith(".csv") else f"{name}.csv")
+    table.to_csv(path, **to_csv_options)
+    return path
+
+
 def save_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
     """Write an ``H x W x 3`` float image in [0, 1] as PNG."""
     plt.imsave(os.fspath(path), np.clip(rgb, 0.0, 1.0), format="png",

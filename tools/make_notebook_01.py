@@ -24,7 +24,7 @@ import pandas as pd
 import matplotlib.pyplot as plt
 
 import tdlib
-from tdlib.plotting import savefig, image_grid, results_dir
+from tdlib.plotting import savefig, save_table, image_grid, results_dir
 
 n_samples = {"smoke": 300, "cpu": 10_000, "paper": 10_000}[preset]
 rng = np.random.default_rng(seed)"""),
@@ -80,8 +80,7 @@ for ax, name in zip(axes, ["csg2d", "tinysvg", "rainbow", "csg2d-sketch"]):
 axes[0].set_ylabel("fraction of samples")
 savefig(fig, "sampling_sigma_histogram")
 table = pd.DataFrame(counts, index=pd.Index(range(2, 9), name="sigma"))
-(results_dir() / "tables").mkdir(exist_ok=True)
-table.to_csv(results_dir() / "tables" / "sampling_sigma_counts.csv")
+save_table(table, "sampling_sigma_counts")
 table"""),
 md("""Sampling works from any rule. Replacements for small mutations (§3.1) are drawn exactly like this,
 from the production rule of the node being replaced and with σ ≤ σ_small = 2:"""),

@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt
 
 import tdlib
 from tdlib.mutation import Mutator, SCHEMES, SIGMA_SMALL
-from tdlib.plotting import savefig, image_grid, results_dir
+from tdlib.plotting import savefig, save_table, image_grid, results_dir
 
 n_mutations = {"smoke": 300, "cpu": 10_000, "paper": 10_000}[preset]
 csg = tdlib.make_env("csg2d")
@@ -176,8 +176,7 @@ for scheme in SCHEMES:
                          **{f"{k}_pct": round(100 * counts.get(k, 0) / n, 2)
                             for k in ("shorter", "equal", "longer")}))
 length_effect = pd.DataFrame(rows)
-(results_dir() / "tables").mkdir(exist_ok=True)
-length_effect.to_csv(results_dir() / "tables" / "mutation_length_effect.csv", index=False)
+save_table(length_effect, "mutation_length_effect", index=False)
 length_effect"""),
 code(r"""colors = {"shorter": "tab:blue", "equal": "0.75", "longer": "tab:orange"}
 shown = length_effect[(length_effect.measure == "tokens")]

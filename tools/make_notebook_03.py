@@ -28,7 +28,7 @@ import tdlib
 from tdlib.mutation import SIGMA_SMALL
 from tdlib.paths import tree_diff, edit_steps, edit_path
 from tdlib.examples import ExampleConfig, ExampleMaker
-from tdlib.plotting import savefig, image_grid, results_dir
+from tdlib.plotting import savefig, save_table, image_grid, results_dir
 
 n_pairs = {"smoke": 150, "cpu": 3_000, "paper": 3_000}[preset]
 csg = tdlib.make_env("csg2d")
@@ -232,8 +232,7 @@ path_lengths = pd.DataFrame([
          max=int(np.max(v)), reference_mean=reference[start][0], reference_median=reference[start][1],
          reference_max=reference[start][2])
     for start, v in lengths.items()])
-(results_dir() / "tables").mkdir(exist_ok=True)
-path_lengths.to_csv(results_dir() / "tables" / "path_lengths.csv", index=False)
+save_table(path_lengths, "path_lengths", index=False)
 path_lengths"""),
 code(r"""fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
 top = max(max(v) for v in lengths.values())
