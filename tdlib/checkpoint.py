@@ -1,0 +1,177 @@
+"""Checkpoints: safetensors weights plus a JSON record, never pickles.
+
+A checkpoint folder holds
+
+* ``model.safetensors``: the network's weights;
+* ``model.json``: format version, model / training / example configs, step, examples seen,
+  git commit, the command that made it, library versions;
+* ``train_state.safetensors`` + ``train_state.json`` (for resuming): the optimizer's tensors,
+  its hyper-parameters, and the random-number state.
+
+Files are written to a temporary name and renamed, so an interrupted save never leaves a torn
+checkpoint.  Loading checks everything and raises :class:`CheckpointError` with what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from tdlib.examples import ExampleConfig
+from tdlib.model import ModelConfig, build_model
+
+FORMAT = 1
+MODEL_FILE, RECORD_FILE = "model.safetensors", "model.json"
+STATE_FILE, STATE_RECORD = "train_state.safetensors", "train_state.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, or does not fit the model asked for."""
+
+
+def git_commit() -> str:
+    from tdlib.plotting import project_root
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(), text=True,
+                             capture_output=True, timeout=10)
+        commit = out.stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=project_root(), text=True, capture_output=True, timeout=10)
+        return commit + ("-dirty" if dirty.stdout.strip() else "") if commit else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save(folder: str | Path, model: torch.nn.Module, record: dict,
+         optimizer: torch.optim.Optimizer | None = None) -> Path:
+    """Write a checkpoint (and, with ``optimizer``, the state to resume training)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    _atomic(folder / MODEL_FILE, lambda p: save_file(weights, str(p), metadata={"format": str(FORMAT)}))
+    record = {"format": FORMAT, "torch": torch.__version__, **record}
+    _atomic(folder / RECORD_FILE, lambda p: p.write_text(json.dumps(record, indent=2) + "\n"))
+    if optimizer is not None:
+        tensors, meta = _optimizer_tensors(optimizer)
+        tensors["rng.torch"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        _atomic(folder / STATE_FILE, lambda p: save_file(tensors, str(p)))
+        state_record = {"format": FORMAT, "step": record.get("step"), "optimizer": meta}
+        _atomic(folder / STATE_RECORD, lambda p: p.write_text(json.dumps(state_record) + "\n"))
+    return folder
+
+
+def read_record(folder: str | Path) -> dict:
+    """The JSON record of a checkpoint."""
+    path = Path(folder) / RECORD_FILE
+    if not path.exists():
+        raise CheckpointError(f"{folder} is not a checkpoint: {RECORD_FILE} is missing")
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path} is corrupt: {err}") from None
+    if record.get("format") != FORMAT:
+        raise CheckpointError(f"{path} has format {record.get('format')!r}; this tdlib reads "
+                              f"format {FORMAT}")
+    return record
+
+
+def _load_tensors(path: Path, device="cpu") -> dict:
+    if not path.exists():
+        raise CheckpointError(f"{path} is missing")
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path} is corrupt or not a safetensors file: {err}") from None
+
+
+def load_weights(model: torch.nn.Module, folder: str | Path) -> None:
+    """Load weights into ``model``, checking every name and shape."""
+    path = Path(folder) / MODEL_FILE
+    weights = _load_tensors(path)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(weights) if expected[k].shape != weights[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"shape of {k} is {tuple(weights[k].shape)}, the model has "
+                         f"{tuple(expected[k].shape)}")
+        raise CheckpointError(f"{path} does not fit this model: " + "; ".join(parts))
+    model.load_state_dict(weights)
+
+
+def load_model(folder: str | Path, device: str | torch.device = "cpu",
+               kind: str | None = None) -> tuple[torch.nn.Module, dict]:
+    """Build the network a checkpoint describes and load its weights (eval mode)."""
+    record = read_record(folder)
+    try:
+        config = ModelConfig.from_dict(record["model"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{folder}: bad model config: {err}") from None
+    if kind is not None and config.kind != kind:
+        raise CheckpointError(f"{folder} holds a {config.kind} model, not a {kind} model")
+    model = build_model(config)
+    load_weights(model, folder)
+    return model.to(device).eval(), record
+
+
+def example_config(record: dict) -> ExampleConfig:
+    return ExampleConfig(**record["examples"])
+
+
+def load_train_state(folder: str | Path, optimizer: torch.optim.Optimizer) -> None:
+    """Restore the optimizer and random-number state saved beside a checkpoint."""
+    folder = Path(folder)
+    tensors = _load_tensors(folder / STATE_FILE)
+    try:
+        meta = json.loads((folder / STATE_RECORD).read_text())["optimizer"]
+    except (OSError, json.JSONDecodeError, KeyError) as err:
+        raise CheckpointError(f"{folder / STATE_RECORD} is missing or corrupt: {err}") from None
+    state = {"param_groups": meta["param_groups"], "state": {}}
+    for key, value in tensors.items():
+        if not key.startswith("opt."):
+            continue
+        _, index, name = key.split(".", 2)
+        state["state"].setdefault(int(index), {})[name] = value
+    for index, scalars in meta["scalars"].items():
+        state["state"].setdefault(int(index), {}).update(
+            {k: torch.tensor(v) for k, v in scalars.items()})
+    try:
+        optimizer.load_state_dict(state)
+    except (ValueError, KeyError) as err:
+        raise CheckpointError(f"{folder}: optimizer state does not fit: {err}") from None
+    torch.set_rng_state(tensors["rng.torch"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
+
+
+def _optimizer_tensors(optimizer) -> tuple[dict, dict]:
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            if torch.is_tensor(value) and value.dim() > 0:
+                tensors[f"opt.{index}.{name}"] = value.detach().contiguous().cpu()
+            else:
+                scalars.setdefault(str(index), {})[name] = float(value)
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}

@@ -1,0 +1,148 @@
+"""Held-out measurements of each model kind, one step at a time.
+
+* policy: one greedy edit on problems made by ``k`` small mutations of a held-out target; solved
+  when the clean render of the edited program matches the target's (the paper's goal check);
+* value: Spearman correlation of predicted against true edit-path distance;
+* ar: share of targets whose greedy decoding reproduces the program exactly, and visually;
+* repl: next-step accuracy (operator and shape exactly right) under greedy decoding.
+
+Held-out problems come from their own seed domain (:data:`EVAL_DOMAIN`), never from a
+training stream.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tdlib.decode import Decoder
+from tdlib.examples import ExampleConfig, ExampleMaker
+from tdlib.mutation import Mutator
+from tdlib.tree import SyntaxTree
+
+EVAL_DOMAIN = 0xE7A1
+
+
+def held_out_rng(seed: int, purpose: str) -> random.Random:
+    import zlib
+    key = np.random.SeedSequence([seed, EVAL_DOMAIN, zlib.crc32(purpose.encode())])
+    return random.Random(int(key.generate_state(2, np.uint64)[0] >> 1))
+
+
+def mutation_problems(env, n: int, steps: int, seed: int = 0, min_primitives: int = 2,
+                      max_primitives: int = 8) -> list[tuple[SyntaxTree, SyntaxTree]]:
+    """``n`` pairs ``(target, start)``: start = ``steps`` small mutations away from target."""
+    r = held_out_rng(seed, f"mutation:{env.name}:{steps}")
+    mutator = Mutator(env.grammar)
+    out = []
+    while len(out) < n:
+        target = env.sample(r, min_primitives, max_primitives)
+        trees, _ = mutator.chain(target, steps, r)
+        if trees[-1] != target and not env.is_solved(env.render(trees[-1]), env.render(target)):
+            out.append((target, trees[-1]))
+    return out
+
+
+def images(env, programs, size: int, observe_rng=None) -> torch.Tensor:
+    """``B x C x H x W`` renders (or observations, with ``observe_rng``) of programs."""
+    if observe_rng is None:
+        arrays = [env.render(p, size) for p in programs]
+    else:
+        arrays = [env.observe(p, observe_rng, size) for p in programs]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def one_step_solve_rate(decoder: Decoder, env, problems, size: int, seed: int = 0,
+                        batch: int = 64) -> float:
+    """Share of problems solved by one greedy edit of the policy."""
+    solved = 0
+    r = held_out_rng(seed, "observe")
+    for i in range(0, len(problems), batch):
+        chunk = problems[i:i + batch]
+        targets, starts = [t for t, _ in chunk], [s for _, s in chunk]
+        results = decoder.edits(starts, images(env, starts, size), images(env, targets, size, r))
+        for (target, start), (edit, _) in zip(chunk, results):
+            solved += env.is_solved(env.render(edit.apply(start)), env.render(target))
+    return solved / max(1, len(problems))
+
+
+def value_spearman(model, env, n: int, size: int, seed: int = 0,
+                   config: ExampleConfig | None = None, batch: int = 64) -> float:
+    """Spearman correlation between predicted and true path distance on held-out pairs."""
+    maker = ExampleMaker(env, config or ExampleConfig(image_size=size))
+    r = held_out_rng(seed, "value")
+    predicted, true = [], []
+    device = next(model.parameters()).device
+    for i in range(0, n, batch):
+        examples = [maker.example(r) for _ in range(min(batch, n - i))]
+        cur = torch.from_numpy(np.stack([e.current_image for e in examples])).permute(0, 3, 1, 2)
+        tgt = torch.from_numpy(np.stack([e.target_image for e in examples])).permute(0, 3, 1, 2)
+        with torch.no_grad():
+            predicted.extend(model(cur.to(device), tgt.to(device)).float().cpu().tolist())
+        true.extend(e.distance for e in examples)
+    return float(pd.Series(predicted).corr(pd.Series(true), method="spearman"))
+
+
+def ar_reproduction(decoder: Decoder, env, n: int, size: int, seed: int = 0,
+                    batch: int = 64) -> dict:
+    """Greedy whole-program decoding of held-out targets: exact and visual matches."""
+    r = held_out_rng(seed, f"ar:{env.name}")
+    exact = visual = 0
+    for i in range(0, n, batch):
+        targets = [env.sample(r, 2, 8) for _ in range(min(batch, n - i))]
+        decoded = decoder.programs(images(env, targets, size, r))
+        for target, (node, _) in zip(targets, decoded):
+            exact += node == target.root
+            visual += env.is_solved(env.render(node), env.render(target))
+    return {"ar_exact": exact / n, "ar_visual": visual / n}
+
+
+def repl_accuracy(decoder: Decoder, task, n: int, seed: int = 0, batch: int = 64) -> float:
+    """Share of held-out REPL steps whose operator and shape are decoded exactly."""
+    from tdlib.repl import REPLSteps
+    steps = REPLSteps(task.env.grammar)
+    env, size = task.env, task.size
+    r = held_out_rng(seed, "repl")
+    correct = 0
+    for i in range(0, n, batch):
+        rows = []
+        for _ in range(min(batch, n - i)):
+            target = env.sample(r, 2, 8)
+            shapes = steps.flatten(target.root)
+            k = r.randrange(len(shapes))
+            rows.append((shapes, k))
+        folds = [steps.fold(s) for s, _ in rows]
+        blank = np.zeros((size, size, env.channels), np.float32)
+        current = torch.from_numpy(np.stack([
+            env.render(steps.fold(s[:k]), size) if k else blank
+            for s, k in rows])).permute(0, 3, 1, 2).contiguous()
+        contexts = [decoder.tok.encode_program(steps.fold(s[:k])) if k else [] for s, k in rows]
+        starts = [steps.start_state(decoder.constraint, first=k == 0) for _, k in rows]
+        decoded = decoder.sequences(current, images(env, folds, size, r), contexts, starts)
+        for (shapes, k), d in zip(rows, decoded):
+            want = steps.step_ids(decoder.tok, shapes[k], first=k == 0)
+            correct += d.tokens == want
+    return correct / max(1, n)
+
+
+def evaluate(task, model, n: int, seed: int = 0) -> dict:
+    """The held-out metrics of ``task.kind`` for ``model`` (used by the trainer)."""
+    was_training = model.training
+    model.eval()
+    env, size = task.env, task.size
+    try:
+        if task.kind == "value":
+            return {"spearman": value_spearman(model, env, n, size, seed, task.example_config)}
+        decoder = Decoder(model, task.tokenizer)
+        if task.kind == "policy":
+            return {f"solve_{k}": one_step_solve_rate(decoder, env,
+                                                      mutation_problems(env, n, k, seed), size, seed)
+                    for k in (1, 2)}
+        if task.kind == "ar":
+            return ar_reproduction(decoder, env, n, size, seed)
+        return {"repl_step_acc": repl_accuracy(decoder, task, n, seed)}
+    finally:
+        model.train(was_training)

@@ -1,0 +1,233 @@
+"""The networks: an NF-ResNet image encoder, a decoder-only transformer, and the value head.
+
+:class:`EditModel` is the paper's Figure 3.  The image encoder reads three planes per channel,
+``[current, target, |current - target|]``, and gives ``prefix_tokens`` embeddings that open the
+sequence; then come the current program's tokens and the edit ``<EDIT> <POS k> replacement <EOS>``.
+The same class, with ``kind`` set, is the autoregressive baseline (blank current image, no context,
+the whole program as the "replacement") and the REPL Flow baseline (current image = the render of
+the shapes so far, context = those shapes, output = the next shape and its operator).
+
+:class:`ValueModel` maps the same three planes of two images to the predicted edit-path distance.
+
+Positions are explicit and padding is masked, so a batch can hold contexts of different lengths:
+training pads on the right, decoding pads between the image prefix and the context so that every
+sequence's next token sits at the same index of the key/value cache.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import timm
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.models.nfnet import NfCfg, NormFreeNet
+
+KINDS = ("policy", "value", "ar", "repl")
+
+
+@dataclass
+class ModelConfig:
+    """Everything that determines a network's shape; stored in every checkpoint."""
+
+    kind: str = "policy"
+    env: str = "csg2d"
+    channels: int = 1  # image channels of the language (1 for CSG2D, 3 for TinySVG)
+    image_size: int = 64
+    encoder: str = "nf_tiny"  # "nf_tiny" (built here) or any timm model name, e.g. nf_resnet26
+    prefix_tokens: int = 4
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    max_positions: int = 192  # <POS k> tokens: the longest context the policy can edit
+    context: int = 256  # longest sequence, image prefix included
+    max_edit_tokens: int = 64
+    vocab_size: int = 0  # set from the tokenizer
+    use_current_image: bool = True  # False: the No Current Image ablation
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {self.kind!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError("d_model must be a multiple of n_heads")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config fields: {sorted(unknown)}")
+        return cls(**data)
+
+
+def make_encoder(name: str, in_chans: int) -> nn.Module:
+    """An NF-ResNet feature extractor (no pooling, no classifier)."""
+    if name == "nf_tiny":
+        # A four-stage NF-ResNet at a fraction of nf_resnet26's width, for 2-core CPU training.
+        cfg = NfCfg(depths=(1, 1, 1, 1), channels=(32, 64, 128, 256), stem_type="3x3",
+                    stem_chs=24, bottle_ratio=0.5, act_layer="silu")
+        return NormFreeNet(cfg, num_classes=0, in_chans=in_chans, global_pool="")
+    return timm.create_model(name, pretrained=False, num_classes=0, global_pool="",
+                             in_chans=in_chans)
+
+
+class ImageEncoder(nn.Module):
+    """Three planes per channel -> ``n_tokens`` embeddings of width ``d``."""
+
+    def __init__(self, config: ModelConfig, n_tokens: int, d: int):
+        super().__init__()
+        self.use_current = config.use_current_image
+        self.backbone = make_encoder(config.encoder, 3 * config.channels)
+        side = int(math.isqrt(n_tokens))
+        if side * side != n_tokens:
+            raise ValueError("prefix_tokens must be a square number (1, 4, 9, ...)")
+        self.pool = nn.AdaptiveAvgPool2d(side)
+        self.project = nn.Linear(self.backbone.num_features, d)
+
+    def forward(self, current: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if not self.use_current:
+            current = torch.zeros_like(current)
+        planes = torch.cat([current, target, (current - target).abs()], dim=1)
+        features = self.pool(self.backbone(planes))  # B x C x side x side
+        return self.project(features.flatten(2).transpose(1, 2))  # B x n_tokens x d
+
+
+class Attention(nn.Module):
+    def __init__(self, d: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+
+    def forward(self, x, mask=None, cache=None, cache_at: int = 0):
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if cache is not None:
+            cache_k, cache_v = cache
+            cache_k[:, :, cache_at:cache_at + t] = k
+            cache_v[:, :, cache_at:cache_at + t] = v
+            k, v = cache_k[:, :, :cache_at + t], cache_v[:, :, :cache_at + t]
+        if mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out(y.transpose(1, 2).reshape(b, t, d))
+
+
+class Block(nn.Module):
+    def __init__(self, d: int, heads: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d)
+        self.attn = Attention(d, heads)
+        self.norm2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.SiLU(), nn.Linear(4 * d, d))
+
+    def forward(self, x, mask=None, cache=None, cache_at: int = 0):
+        x = x + self.attn(self.norm1(x), mask, cache, cache_at)
+        return x + self.mlp(self.norm2(x))
+
+
+class EditModel(nn.Module):
+    """Tree-diffusion policy (and the AR / REPL baselines): images + tokens -> next-token logits."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if config.kind == "value":
+            raise ValueError("use ValueModel for kind='value'")
+        if config.vocab_size <= 0:
+            raise ValueError("config.vocab_size must be set (from the tokenizer)")
+        self.config = config
+        d = config.d_model
+        self.encoder = ImageEncoder(config, config.prefix_tokens, d)
+        self.token_embedding = nn.Embedding(config.vocab_size, d)
+        self.position_embedding = nn.Embedding(config.context, d)
+        self.blocks = nn.ModuleList(Block(d, config.n_heads) for _ in range(config.n_layers))
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, config.vocab_size, bias=False)
+        self.apply(_init_weights)
+
+    def embed(self, images, tokens, positions):
+        prefix = self.encoder(*images)
+        x = torch.cat([prefix, self.token_embedding(tokens)], dim=1)
+        return x + self.position_embedding(positions)
+
+    def forward(self, current, target, tokens, select: torch.Tensor | None = None) -> torch.Tensor:
+        """Training: logits ``B x T x V`` for every token position (prefix excluded).
+
+        ``tokens`` are right-padded; position ``i`` of the output predicts ``tokens[:, i + 1]``.
+        With a boolean ``select`` (``B x T``), only those positions' logits (``N x V``), which
+        spares the output layer the context positions that carry no loss.
+        """
+        p = self.config.prefix_tokens
+        positions = torch.arange(p + tokens.shape[1], device=tokens.device)
+        if len(positions) > self.config.context:
+            raise ValueError(f"sequence of {len(positions)} exceeds the context of "
+                             f"{self.config.context}")
+        x = self.embed((current, target), tokens, positions)
+        for block in self.blocks:
+            x = block(x)
+        x = x[:, p:]
+        if select is not None:
+            x = x[select]
+        return self.head(self.norm(x))
+
+    # ------------------------------------------------------------ decoding
+    def new_cache(self, batch: int, length: int, device, dtype):
+        h = self.config.n_heads
+        shape = (batch, h, length, self.config.d_model // h)
+        return [(torch.zeros(shape, device=device, dtype=dtype),
+                 torch.zeros(shape, device=device, dtype=dtype)) for _ in self.blocks]
+
+    def prefill(self, current, target, tokens, positions, key_valid, cache):
+        """Run the prompt (prefix + tokens) into ``cache``; logits of its last position."""
+        x = self.embed((current, target), tokens, positions)
+        t = x.shape[1]
+        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+        mask = (causal[None] & key_valid[:, None, :t])[:, None]
+        for block, layer_cache in zip(self.blocks, cache):
+            x = block(x, mask, layer_cache, 0)
+        return self.head(self.norm(x[:, -1]))
+
+    def step(self, tokens, positions, key_valid, cache, at: int):
+        """One new token per sequence at cache index ``at``; its logits."""
+        x = self.token_embedding(tokens[:, None]) + self.position_embedding(positions[:, None])
+        mask = key_valid[:, None, None, :at + 1]
+        for block, layer_cache in zip(self.blocks, cache):
+            x = block(x, mask, layer_cache, at)
+        return self.head(self.norm(x[:, -1]))
+
+
+class ValueModel(nn.Module):
+    """v(x_A, x_B): the predicted number of edits from the program drawn as A to the one drawn as B."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.encoder = ImageEncoder(config, 1, d)
+        self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.SiLU(), nn.Linear(d, 1))
+        self.apply(_init_weights)
+
+    def forward(self, current, target) -> torch.Tensor:
+        return self.head(self.encoder(current, target)[:, 0]).squeeze(-1)
+
+
+def build_model(config: ModelConfig) -> nn.Module:
+    return ValueModel(config) if config.kind == "value" else EditModel(config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _init_weights(module: nn.Module) -> None:
+    # The NF-ResNet backbone has only (scaled) convolutions and keeps timm's own initialisation.
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+        if getattr(module, "bias", None) is not None:
+            nn.init.zeros_(module.bias)

@@ -1,0 +1,91 @@
+"""Presets: the paper's sizes (GPU), what ships (2-core CPU, about an hour per model), and smoke.
+
+``preset(name, kind, env)`` returns the three configs a training run needs.  Every field can be
+overridden afterwards with :func:`dataclasses.replace`; the trainer stores all three in every
+checkpoint, so a checkpoint always says exactly how it was made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from tdlib.env import make_env
+from tdlib.examples import ExampleConfig
+from tdlib.model import KINDS, ModelConfig
+from tdlib.tokens import Tokenizer
+
+PRESETS = ("smoke", "cpu", "paper")
+ABLATIONS = ("no_current_image", "last_step", "no_noising")
+
+
+@dataclass
+class TrainConfig:
+    """How a network is trained; stored in every checkpoint."""
+
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.1  # cosine decay to this fraction of lr
+    warmup_steps: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    workers: int = 1  # DataLoader worker processes making examples
+    log_every: int = 50
+    eval_every: int = 1000
+    eval_problems: int = 64
+    checkpoint_every: int = 500
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+_MODEL = {
+    "smoke": dict(image_size=32, encoder="nf_tiny", d_model=32, n_layers=1, n_heads=2,
+                  max_positions=192, context=256, max_edit_tokens=48),
+    "cpu": dict(image_size=64, encoder="nf_tiny", d_model=96, n_layers=3, n_heads=4,
+                max_positions=192, context=256, max_edit_tokens=48),
+    "paper": dict(image_size=128, encoder="nf_resnet26", d_model=256, n_layers=8, n_heads=16,
+                  max_positions=448, context=512, max_edit_tokens=64),
+}
+_TRAIN = {
+    "smoke": dict(steps=30, batch_size=8, lr=1e-3, warmup_steps=5, workers=0, log_every=5,
+                  eval_every=30, eval_problems=8, checkpoint_every=15),
+    "cpu": dict(steps=25_000, batch_size=32, lr=1e-3, warmup_steps=500, workers=1,
+                log_every=100, eval_every=2500, eval_problems=128, checkpoint_every=1000),
+    "paper": dict(steps=1_000_000, batch_size=32, lr=3e-4, warmup_steps=1000, workers=8,
+                  log_every=500, eval_every=20_000, eval_problems=256, checkpoint_every=10_000),
+}
+
+
+def preset(name: str, kind: str = "policy", env: str = "csg2d",
+           ablations: tuple[str, ...] = (), rho: float | None = None
+           ) -> tuple[ModelConfig, TrainConfig, ExampleConfig]:
+    """The model, training and example configs of a preset for one kind of model and language."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; kinds: {', '.join(KINDS)}")
+    for ablation in ablations:
+        if ablation not in ABLATIONS:
+            raise ValueError(f"unknown ablation {ablation!r}; ablations: {', '.join(ABLATIONS)}")
+    language = make_env(env)
+    if kind == "repl" and env not in ("csg2d", "csg2d-sketch"):
+        raise ValueError("the REPL Flow baseline is defined for CSG2D only")
+    model = ModelConfig(kind=kind, env=env, channels=language.channels, **_MODEL[name])
+    model.vocab_size = Tokenizer(language.grammar, model.max_positions).vocab_size
+    if "no_current_image" in ablations:
+        model.use_current_image = False
+    examples = ExampleConfig(image_size=model.image_size)
+    if "last_step" in ablations:
+        examples = replace(examples, mode="last_step")
+    if "no_noising" in ablations:
+        examples = replace(examples, rho=1.0)
+    if rho is not None:
+        examples = replace(examples, rho=rho)
+    return model, TrainConfig(**_TRAIN[name]), examples

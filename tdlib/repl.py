@@ -1,0 +1,78 @@
+"""REPL Flow (Ellis et al. 2019), the CSG2D baseline: programs as a left-to-right list of shapes.
+
+A program is flattened into its shapes in reading order, each with the operator that joins it to
+what comes before (the first has none), and rebuilt as a left fold:
+``[(None, A), (+, B), (-, C)]`` is ``(- (+ A B) C)``.  For left-deep programs the fold is the
+program itself; for others it is a different program, which is the baseline's own limitation:
+it can only build left-deep programs.
+
+The REPL policy sees the target and the render of the shapes so far, and emits the next step
+``op shape`` (just ``shape`` first) under grammar-constrained decoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tdlib.grammar import Alternative, Grammar
+from tdlib.tokens import GrammarConstraint, Tokenizer
+from tdlib.tree import Node
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One step of the list: the joining operator (None for the first) and a primitive."""
+
+    op: Node | None
+    shape: Node
+
+
+class REPLSteps:
+    """Flatten, fold and tokenize REPL steps for CSG2D-like grammars (``(op s s)`` and primitives)."""
+
+    def __init__(self, grammar: Grammar):
+        self.grammar = grammar
+        shape_rule = grammar.root_rule if "s" not in grammar.rules else grammar.rules["s"]
+        binary = [a for a in shape_rule.alternatives
+                  if len(a.slots) == 3 and a.slots[1] is shape_rule and a.slots[2] is shape_rule]
+        if len(binary) != 1 or "op" not in grammar.rules:
+            raise ValueError(f"REPL Flow needs a CSG2D-like grammar, not {grammar.name}")
+        self.binop: Alternative = binary[0]
+        self.op_rule = self.binop.slots[0]
+        self.shape_rule = shape_rule
+        self.primitives = tuple(a for a in shape_rule.alternatives if a.is_primitive)
+
+    def flatten(self, node: Node) -> list[Shape]:
+        """The shapes of ``node`` in reading order with their joining operators."""
+        if node.alt is not self.binop:
+            return [Shape(None, node)]
+        op, left, right = node.children
+        rest = self.flatten(right)
+        return self.flatten(left) + [Shape(op, rest[0].shape)] + rest[1:]
+
+    def fold(self, shapes: list[Shape]) -> Node:
+        """The left fold of a shape list: the program the REPL builds."""
+        if not shapes:
+            raise ValueError("cannot fold an empty shape list")
+        node = shapes[0].shape
+        for step in shapes[1:]:
+            node = Node(self.binop, (step.op, node, step.shape))
+        return node
+
+    def step_ids(self, tokenizer: Tokenizer, step: Shape, first: bool) -> list[int]:
+        """Output tokens of a step: ``[op] shape``."""
+        ids = tokenizer.node_ids(step.shape)
+        return ids if first else tokenizer.node_ids(step.op) + ids
+
+    def start_state(self, constraint: GrammarConstraint, first: bool) -> int:
+        """Automaton state before a step's first token."""
+        if first:
+            return constraint.start(alternatives=self.primitives)
+        return constraint.start_sequence([self.op_rule.alternatives, self.primitives])
+
+    def decode_step(self, tokenizer: Tokenizer, ids: list[int], first: bool) -> Shape:
+        """The step spelled by decoded tokens."""
+        if first:
+            return Shape(None, tokenizer.decode_program(ids, self.shape_rule))
+        op = tokenizer.decode_program(ids[:1], self.op_rule)
+        return Shape(op, tokenizer.decode_program(ids[1:], self.shape_rule))

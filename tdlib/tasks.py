@@ -1,0 +1,209 @@
+"""What each network learns from: examples, batches and losses, one class per model kind.
+
+The trainer knows nothing about models; it asks a task for examples (in DataLoader workers), for
+batches (``collate``) and for the loss and metrics of a batch.  Example ``i`` of a run is a pure
+function of ``(seed, i)``, so a resumed run sees exactly the examples an uninterrupted one would,
+and DDP ranks take disjoint example indices.
+
+* ``policy``: a training example of :mod:`tdlib.examples` (noised target, a step of the edit path);
+  tokens ``context <EDIT> <POS k> replacement <EOS>``, loss on the edit.
+* ``value``: the same examples; regression of the number of edits left.
+* ``ar``: a random target alone; tokens ``<EDIT> program <EOS>``, current image blank.
+* ``repl``: REPL Flow (CSG2D): a random program flattened into a left-to-right list of shapes;
+  the render of a random prefix as current image, the prefix as context, the next shape (with its
+  operator) as output.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tdlib.env import make_env
+from tdlib.examples import ExampleConfig, ExampleMaker
+from tdlib.tokens import EDIT, EOS, PAD, Tokenizer
+from tdlib.tree import Node, SyntaxTree
+
+IGNORE = -100
+
+
+def example_rng(seed: int, index: int) -> random.Random:
+    """The random source of example ``index`` of a run seeded ``seed``."""
+    return random.Random((int(seed) << 48) + int(index))
+
+
+class Task:
+    """Base: holds the language, the tokenizer and how images are drawn."""
+
+    kind = ""
+
+    def __init__(self, env_name: str, model_config, example_config: ExampleConfig, seed: int = 0):
+        self.env_name = env_name
+        self.env = make_env(env_name)
+        self.model_config = model_config
+        self.example_config = example_config
+        self.seed = seed
+        self.tokenizer = Tokenizer(self.env.grammar, model_config.max_positions)
+        self.size = model_config.image_size
+
+    def __getstate__(self):  # DataLoader workers rebuild the language from its name
+        state = dict(self.__dict__)
+        del state["env"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.env = make_env(self.env_name)
+
+    def example(self, index: int) -> dict:
+        raise NotImplementedError
+
+    def collate(self, items: list[dict]) -> dict:
+        raise NotImplementedError
+
+    def loss(self, model, batch: dict) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------- helpers
+    def image(self, array: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)
+
+    @staticmethod
+    def stack(items, key) -> torch.Tensor:
+        return torch.from_numpy(np.stack([it[key] for it in items]))
+
+
+class SequenceTask(Task):
+    """Shared by the token-emitting kinds: right-padded sequences, loss after the context."""
+
+    def collate(self, items):
+        width = max(len(it["tokens"]) for it in items)
+        tokens = torch.full((len(items), width), PAD, dtype=torch.long)
+        targets = torch.full((len(items), width), IGNORE, dtype=torch.long)
+        for i, it in enumerate(items):
+            seq = torch.as_tensor(it["tokens"], dtype=torch.long)
+            tokens[i, :len(seq)] = seq
+            start = it["loss_from"]  # index of <EDIT>: it predicts the first output token
+            targets[i, start:len(seq) - 1] = seq[start + 1:]
+        return {"current": self.stack(items, "current"), "target": self.stack(items, "target"),
+                "tokens": tokens, "targets": targets}
+
+    def loss(self, model, batch):
+        targets = batch["targets"]
+        scored = targets != IGNORE
+        logits = model(batch["current"], batch["target"], batch["tokens"], scored)
+        wanted = targets[scored]
+        loss = F.cross_entropy(logits.float(), wanted)
+        with torch.no_grad():
+            correct = logits.argmax(-1) == wanted
+            rows = scored.nonzero()[:, 0]
+            wrong = torch.zeros(len(targets), device=targets.device).index_add_(
+                0, rows, (~correct).float())
+            first = (scored & (scored.cumsum(1) == 1))[scored]
+            metrics = {"token_acc": correct.float().mean().item(),
+                       "first_acc": correct[first].float().mean().item(),
+                       "exact": (wrong == 0).float().mean().item()}
+        return loss, metrics
+
+
+class PolicyTask(SequenceTask):
+    kind = "policy"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.maker = ExampleMaker(self.env, self.example_config)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.maker = ExampleMaker(self.env, self.example_config)
+
+    def example(self, index):
+        r = example_rng(self.seed, index)
+        while True:
+            ex = self.maker.example(r)
+            context = self.tokenizer.encode_program(ex.current)
+            edit = self.tokenizer.encode_edit(ex.current, ex.edit)
+            limit = self.model_config.context - self.model_config.prefix_tokens
+            if len(context) < self.tokenizer.max_positions and len(context) + len(edit) <= limit:
+                break
+        return {"current": self.image(ex.current_image), "target": self.image(ex.target_image),
+                "tokens": context + edit, "loss_from": len(context), "distance": ex.distance}
+
+
+class ValueTask(PolicyTask):
+    kind = "value"
+
+    def collate(self, items):
+        return {"current": self.stack(items, "current"), "target": self.stack(items, "target"),
+                "distance": torch.tensor([float(it["distance"]) for it in items])}
+
+    def loss(self, model, batch):
+        predicted = model(batch["current"], batch["target"]).float()
+        loss = F.smooth_l1_loss(predicted, batch["distance"])
+        with torch.no_grad():
+            mae = (predicted - batch["distance"]).abs().mean().item()
+        return loss, {"mae": mae}
+
+
+class ARTask(SequenceTask):
+    kind = "ar"
+
+    def example(self, index):
+        r = example_rng(self.seed, index)
+        cfg = self.example_config
+        while True:
+            target = self.env.sample(r, cfg.min_primitives, cfg.max_primitives)
+            program = self.tokenizer.encode_program(target)
+            if len(program) + 2 <= self.model_config.context - self.model_config.prefix_tokens:
+                break
+        image = self.image(self.env.observe(target, r, self.size))
+        return {"current": np.zeros_like(image), "target": image,
+                "tokens": [EDIT] + program + [EOS], "loss_from": 0}
+
+
+class REPLTask(SequenceTask):
+    kind = "repl"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from tdlib.repl import REPLSteps
+        self.steps = REPLSteps(self.env.grammar)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        from tdlib.repl import REPLSteps
+        self.steps = REPLSteps(self.env.grammar)
+
+    def example(self, index):
+        r = example_rng(self.seed, index)
+        cfg = self.example_config
+        target = self.env.sample(r, cfg.min_primitives, cfg.max_primitives)
+        shapes = self.steps.flatten(target.root)
+        fold = self.steps.fold(shapes)
+        k = r.randrange(len(shapes))
+        prefix = self.steps.fold(shapes[:k]) if k else None
+        image = self.image(self.env.observe(fold, r, self.size))
+        current = (self.image(self.env.render(prefix, self.size)) if prefix is not None
+                   else np.zeros_like(image))
+        context = self.tokenizer.encode_program(prefix) if prefix is not None else []
+        output = self.steps.step_ids(self.tokenizer, shapes[k], first=k == 0)
+        return {"current": current, "target": image, "tokens": context + [EDIT] + output + [EOS],
+                "loss_from": len(context)}
+
+
+TASKS = {"policy": PolicyTask, "value": ValueTask, "ar": ARTask, "repl": REPLTask}
+
+
+def make_task(kind: str, env_name: str, model_config, example_config, seed: int = 0) -> Task:
+    try:
+        cls = TASKS[kind]
+    except KeyError:
+        raise ValueError(f"unknown model kind {kind!r}; kinds: {', '.join(TASKS)}") from None
+    return cls(env_name, model_config, example_config, seed)
+
+
+def as_tree(env, node: Node | SyntaxTree) -> SyntaxTree:
+    return node if isinstance(node, SyntaxTree) else SyntaxTree(node, env.grammar)

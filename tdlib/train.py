@@ -1,0 +1,304 @@
+"""One trainer for every network: ``tdlib train --env csg2d --model policy --preset cpu --out DIR``.
+
+The trainer has no model-specific code: a :mod:`tdlib.tasks` task makes the examples (in
+DataLoader worker processes), the batches and the loss.  Every ``checkpoint_every`` steps, at
+the end, and on Ctrl-C it writes a checkpoint (:mod:`tdlib.checkpoint`) with the optimizer and
+RNG state; ``--resume`` continues from it exactly: example ``i`` of a run depends only on the
+seed and ``i``, so the resumed run sees the same batches as an uninterrupted one.
+
+Logs: ``train_log.csv`` (step, loss, accuracies, examples/s, lr) and ``eval_log.csv`` (held-out
+metrics from :mod:`tdlib.evaluate`).  The device is picked automatically (CUDA with bf16 autocast
+when present); several processes run under ``torchrun`` with DDP (nccl on GPU, gloo on CPU),
+each rank taking every ``world``-th example.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from tdlib import checkpoint
+from tdlib.examples import ExampleConfig
+from tdlib.model import ModelConfig, build_model, count_parameters
+from tdlib.presets import ABLATIONS, PRESETS, TrainConfig, preset
+from tdlib.tasks import Task, make_task
+
+
+class TaskExamples(Dataset):
+    """Example ``i`` of a task, made on demand (in a worker process)."""
+
+    def __init__(self, task: Task):
+        self.task = task
+
+    def __len__(self):
+        return 2 ** 62
+
+    def __getitem__(self, index):
+        return self.task.example(index)
+
+
+class ExampleIndices(Sampler):
+    """Indices ``start + rank, start + rank + world, ...``, without end."""
+
+    def __init__(self, start: int, rank: int = 0, world: int = 1):
+        self.start, self.rank, self.world = start, rank, world
+
+    def __iter__(self):
+        i = self.start + self.rank
+        while True:
+            yield i
+            i += self.world
+
+
+def _init_worker(_):
+    torch.set_num_threads(1)
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Trainer:
+    """Trains ``task``'s network into ``out``; see the module docstring."""
+
+    def __init__(self, task: Task, train_config: TrainConfig, out: str | Path,
+                 resume: bool = False, device: str | None = None, command: str = "",
+                 progress: bool = True):
+        self.task, self.config, self.out = task, train_config, Path(out)
+        self.command = command
+        self.progress = progress
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        if self.world > 1 and not dist.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            dist.init_process_group(backend)
+        if device is None and torch.cuda.is_available():
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        self.device = pick_device(device)
+        torch.manual_seed(train_config.seed)
+        self.model = build_model(task.model_config).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr,
+                                          weight_decay=train_config.weight_decay)
+        self.step = 0
+        if resume:
+            self._resume()
+        self.wrapped = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+            self.wrapped = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    # ---------------------------------------------------------------- state
+    def _record(self) -> dict:
+        return {"kind": self.task.kind, "env": self.task.env_name,
+                "model": self.task.model_config.to_dict(), "train": self.config.to_dict(),
+                "examples": asdict(self.task.example_config), "step": self.step,
+                "examples_seen": self.step * self.config.batch_size * self.world,
+                "parameters": count_parameters(self.model), "git_commit": checkpoint.git_commit(),
+                "command": self.command}
+
+    def _resume(self):
+        record = checkpoint.read_record(self.out)
+        if record.get("model") != self.task.model_config.to_dict():
+            raise checkpoint.CheckpointError(
+                f"{self.out} was trained with a different model config; resume with the same "
+                "preset and options, or choose another --out")
+        checkpoint.load_weights(self.model, self.out)
+        checkpoint.load_train_state(self.out, self.optimizer)
+        self.step = int(record["step"])
+
+    def save(self):
+        if self.rank == 0:
+            checkpoint.save(self.out, self.model, self._record(), self.optimizer)
+
+    def lr_at(self, step: int) -> float:
+        cfg = self.config
+        if step < cfg.warmup_steps:
+            return cfg.lr * (step + 1) / cfg.warmup_steps
+        progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+        return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    # ----------------------------------------------------------------- loop
+    def loader(self) -> DataLoader:
+        cfg = self.config
+        start = self.step * cfg.batch_size * self.world
+        options = {}
+        if cfg.workers > 0:
+            options = dict(num_workers=cfg.workers, worker_init_fn=_init_worker,
+                           persistent_workers=True, prefetch_factor=8)
+        return DataLoader(TaskExamples(self.task), batch_size=cfg.batch_size,
+                          sampler=ExampleIndices(start, self.rank, self.world),
+                          collate_fn=self.task.collate, **options)
+
+    def fit(self, steps: int | None = None) -> Path:
+        """Train up to ``steps`` (default: the config's); returns the checkpoint folder."""
+        from tqdm.auto import tqdm
+        cfg = self.config
+        last = cfg.steps if steps is None else min(cfg.steps, steps)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.step >= last:
+            return self.out
+        train_log = _CsvLog(self.out / "train_log.csv", self.rank == 0)
+        eval_log = _CsvLog(self.out / "eval_log.csv", self.rank == 0)
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        bar = tqdm(total=last, initial=self.step, disable=not self.progress or self.rank != 0,
+                   desc=f"{self.task.kind} {self.task.env_name}", dynamic_ncols=True)
+        self.model.train()
+        window_start, window_examples = time.perf_counter(), 0
+        try:
+            for batch in self.loader():
+                if self.step >= last:
+                    break
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.lr_at(self.step)
+                batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+                with autocast:
+                    loss, metrics = self.task.loss(self.wrapped, batch)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.optimizer.step()
+                self.step += 1
+                window_examples += cfg.batch_size * self.world
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == last:
+                    elapsed = time.perf_counter() - window_start
+                    row = {"step": self.step, "loss": loss.item(), **metrics,
+                           "examples_per_s": window_examples / max(elapsed, 1e-9),
+                           "lr": self.lr_at(self.step - 1)}
+                    train_log.write(row)
+                    bar.set_postfix(loss=f"{row['loss']:.3f}", ex_s=f"{row['examples_per_s']:.0f}")
+                    window_start, window_examples = time.perf_counter(), 0
+                if self.step % cfg.checkpoint_every == 0 or self.step == last:
+                    self.save()
+                if self.rank == 0 and (self.step % cfg.eval_every == 0 or self.step == last):
+                    from tdlib.evaluate import evaluate
+                    eval_log.write({"step": self.step, **evaluate(
+                        self.task, self.model, cfg.eval_problems, cfg.seed)})
+                    window_start, window_examples = time.perf_counter(), 0
+        except KeyboardInterrupt:
+            self.save()
+            bar.close()
+            raise
+        bar.close()
+        if self.world > 1:
+            dist.barrier()
+        return self.out
+
+
+class _CsvLog:
+    """Appends rows to a CSV file; the header is the first row's keys (resumes append)."""
+
+    def __init__(self, path: Path, enabled: bool):
+        self.path, self.enabled = path, enabled
+        self.fields = None
+        if enabled and path.exists() and path.stat().st_size:
+            with open(path) as f:
+                self.fields = next(csv.reader(f), None)
+
+    def write(self, row: dict):
+        if not self.enabled:
+            return
+        new = self.fields is None
+        if new:
+            self.fields = list(row)
+        with open(self.path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def truncate_logs(folder: Path, step: int) -> None:
+    """Drop log rows after ``step`` (a resumed run rewrites them)."""
+    for name in ("train_log.csv", "eval_log.csv"):
+        path = folder / name
+        if not path.exists():
+            continue
+        lines = path.read_text().splitlines(keepends=True)
+        if not lines:
+            continue
+        kept = [lines[0]] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= step]
+        path.write_text("".join(kept))
+
+
+def configs_from_args(args) -> tuple[ModelConfig, TrainConfig, ExampleConfig]:
+    model, train, examples = preset(args.preset, args.model, args.env, tuple(args.ablation),
+                                    args.rho)
+    overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "workers", "seed")
+                 if getattr(args, k) is not None}
+    return model, replace(train, **overrides), examples
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tdlib train", description="Train a network of the paper: the tree-diffusion policy, "
+        "the value network, or a baseline (autoregressive, REPL Flow).",
+        epilog="Examples:\n  tdlib train --env csg2d --model policy --preset cpu --out runs/policy\n"
+               "  tdlib train --env csg2d --model policy --preset cpu --out runs/policy --resume\n"
+               "  torchrun --nproc_per_node 2 -m tdlib.train --env csg2d --preset smoke --out runs/ddp",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="csg2d", help="language (tdlib envs lists them)")
+    parser.add_argument("--model", default="policy", choices=("policy", "value", "ar", "repl"))
+    parser.add_argument("--preset", default="cpu", choices=PRESETS)
+    parser.add_argument("--ablation", action="append", default=[], choices=ABLATIONS,
+                        help="may be repeated")
+    parser.add_argument("--rho", type=float, help="share of unrelated starts (paper: 0.2)")
+    parser.add_argument("--out", required=True, help="checkpoint folder")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    parser.add_argument("--steps", type=int, help="override the preset's number of steps")
+    parser.add_argument("--batch-size", type=int, dest="batch_size")
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--workers", type=int, help="DataLoader worker processes")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: auto)")
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    model_config, train_config, example_config = configs_from_args(args)
+    task = make_task(args.model, args.env, model_config, example_config, train_config.seed)
+    out = Path(args.out)
+    if not args.resume and (out / checkpoint.RECORD_FILE).exists():
+        print(f"tdlib train: {out} already holds a checkpoint; pass --resume to continue it or "
+              "choose another --out", file=sys.stderr)
+        return 2
+    command = "tdlib train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    try:
+        trainer = Trainer(task, train_config, out, resume=args.resume, device=args.device,
+                          command=command, progress=not args.no_progress)
+    except checkpoint.CheckpointError as err:
+        print(f"tdlib train: {err}", file=sys.stderr)
+        return 2
+    if args.resume:
+        truncate_logs(out, trainer.step)
+    try:
+        trainer.fit()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted at step {trainer.step}; checkpoint saved in {out}", file=sys.stderr)
+        return 130
+    if trainer.rank == 0:
+        print(f"trained {trainer.step} steps -> {out}")
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
