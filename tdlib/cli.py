@@ -7,6 +7,7 @@
     tdlib mutate --env csg2d "<program>" --steps 3 --seed 0
     tdlib path --env csg2d "<program A>" "<program B>"
     tdlib testset --env csg2d --hard --n 256 --seed 0 -o results/testsets/csg2d_hard.jsonl
+    tdlib train --env csg2d --model policy --preset cpu --out runs/csg2d_policy [--resume]
 
 A malformed program exits with status 2 and one line naming the column and what was expected.
 """
@@ -103,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     path.add_argument("target", help="program B")
     path.add_argument("--seed", type=int, default=0, help="random seed (0)")
 
+    sub.add_parser("train", help="train a network: policy, value, ar or repl (see tdlib train --help)",
+                   add_help=False)
     testset = sub.add_parser("testset", help="generate a test set file (JSON lines)",
                              description="Generate a test set: a header line, then one problem "
                                          "a line. The same arguments give the same bytes.")
@@ -197,6 +200,10 @@ COMMANDS = {"envs": _cmd_envs, "render": _cmd_render, "sample": _cmd_sample, "sv
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # the trainer owns its options (tdlib train --help)
+        from tdlib.train import main as train_main
+        return train_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

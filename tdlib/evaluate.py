@@ -83,16 +83,21 @@ def value_spearman(model, env, n: int, size: int, seed: int = 0,
         with torch.no_grad():
             predicted.extend(model(cur.to(device), tgt.to(device)).float().cpu().tolist())
         true.extend(e.distance for e in examples)
-    return float(pd.Series(predicted).corr(pd.Series(true), method="spearman"))
+    return spearman(predicted, true)
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation (average ranks for ties)."""
+    return float(pd.Series(a, dtype=float).rank().corr(pd.Series(b, dtype=float).rank()))
 
 
 def ar_reproduction(decoder: Decoder, env, n: int, size: int, seed: int = 0,
-                    batch: int = 64) -> dict:
+                    min_primitives: int = 2, max_primitives: int = 8, batch: int = 64) -> dict:
     """Greedy whole-program decoding of held-out targets: exact and visual matches."""
     r = held_out_rng(seed, f"ar:{env.name}")
     exact = visual = 0
     for i in range(0, n, batch):
-        targets = [env.sample(r, 2, 8) for _ in range(min(batch, n - i))]
+        targets = [env.sample(r, min_primitives, max_primitives) for _ in range(min(batch, n - i))]
         decoded = decoder.programs(images(env, targets, size, r))
         for target, (node, _) in zip(targets, decoded):
             exact += node == target.root
@@ -137,12 +142,13 @@ def evaluate(task, model, n: int, seed: int = 0) -> dict:
         if task.kind == "value":
             return {"spearman": value_spearman(model, env, n, size, seed, task.example_config)}
         decoder = Decoder(model, task.tokenizer)
+        lo, hi = task.example_config.min_primitives, task.example_config.max_primitives
         if task.kind == "policy":
-            return {f"solve_{k}": one_step_solve_rate(decoder, env,
-                                                      mutation_problems(env, n, k, seed), size, seed)
-                    for k in (1, 2)}
+            return {f"solve_{k}": one_step_solve_rate(
+                decoder, env, mutation_problems(env, n, k, seed, lo, hi), size, seed)
+                for k in (1, 2)}
         if task.kind == "ar":
-            return ar_reproduction(decoder, env, n, size, seed)
+            return ar_reproduction(decoder, env, n, size, seed, lo, hi)
         return {"repl_step_acc": repl_accuracy(decoder, task, n, seed)}
     finally:
         model.train(was_training)

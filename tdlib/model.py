@@ -46,12 +46,19 @@ class ModelConfig:
     max_edit_tokens: int = 64
     vocab_size: int = 0  # set from the tokenizer
     use_current_image: bool = True  # False: the No Current Image ablation
+    # Adds h . position_embedding[prefix + k] to the logit of <POS k>: the output for a position
+    # is tied to the input embedding of that position, which makes pointing learnable quickly.
+    tie_positions: bool = True
+    pos_offset: int = 0  # id of <POS 0> (set from the tokenizer)
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {self.kind!r}")
         if self.d_model % self.n_heads:
             raise ValueError("d_model must be a multiple of n_heads")
+        if self.vocab_size and self.tie_positions and \
+                self.pos_offset + self.max_positions != self.vocab_size:
+            raise ValueError("tie_positions needs pos_offset + max_positions == vocab_size")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -174,7 +181,15 @@ class EditModel(nn.Module):
         x = x[:, p:]
         if select is not None:
             x = x[select]
-        return self.head(self.norm(x))
+        return self.logits(self.norm(x))
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        out = self.head(h)
+        if self.config.tie_positions:
+            c, p = self.config, self.config.prefix_tokens
+            tied = h @ self.position_embedding.weight[p:p + c.max_positions].T
+            out = torch.cat([out[..., :c.pos_offset], out[..., c.pos_offset:] + tied], dim=-1)
+        return out
 
     # ------------------------------------------------------------ decoding
     def new_cache(self, batch: int, length: int, device, dtype):
@@ -191,7 +206,7 @@ class EditModel(nn.Module):
         mask = (causal[None] & key_valid[:, None, :t])[:, None]
         for block, layer_cache in zip(self.blocks, cache):
             x = block(x, mask, layer_cache, 0)
-        return self.head(self.norm(x[:, -1]))
+        return self.logits(self.norm(x[:, -1]))
 
     def step(self, tokens, positions, key_valid, cache, at: int):
         """One new token per sequence at cache index ``at``; its logits."""
@@ -199,7 +214,7 @@ class EditModel(nn.Module):
         mask = key_valid[:, None, None, :at + 1]
         for block, layer_cache in zip(self.blocks, cache):
             x = block(x, mask, layer_cache, at)
-        return self.head(self.norm(x[:, -1]))
+        return self.logits(self.norm(x[:, -1]))
 
 
 class ValueModel(nn.Module):

@@ -78,7 +78,8 @@ def preset(name: str, kind: str = "policy", env: str = "csg2d",
     if kind == "repl" and env not in ("csg2d", "csg2d-sketch"):
         raise ValueError("the REPL Flow baseline is defined for CSG2D only")
     model = ModelConfig(kind=kind, env=env, channels=language.channels, **_MODEL[name])
-    model.vocab_size = Tokenizer(language.grammar, model.max_positions).vocab_size
+    tokenizer = Tokenizer(language.grammar, model.max_positions)
+    model.vocab_size, model.pos_offset = tokenizer.vocab_size, tokenizer.pos_offset
     if "no_current_image" in ablations:
         model.use_current_image = False
     examples = ExampleConfig(image_size=model.image_size)

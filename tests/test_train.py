@@ -1,0 +1,161 @@
+"""The trainer: learning, checkpoints, exact resume, clear errors, DDP."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+import tdlib
+from tdlib import checkpoint
+from tdlib.decode import Decoder
+from tdlib.env import Env
+from tdlib.evaluate import mutation_problems, one_step_solve_rate
+from tdlib.grammar import Grammar
+from tdlib.presets import preset
+from tdlib.tasks import make_task
+from tdlib.train import Trainer, main as train_main
+
+
+def smoke_trainer(tmp_path, kind="policy", env="csg2d", resume=False, **train_changes):
+    model, train, examples = preset("smoke", kind, env)
+    train = replace(train, **train_changes)
+    task = make_task(kind, env, model, examples, train.seed)
+    return Trainer(task, train, tmp_path, resume=resume, progress=False)
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("kind", ["policy", "value", "ar", "repl"])
+def test_smoke_training_lowers_the_loss_and_writes_a_checkpoint(tmp_path, kind):
+    trainer = smoke_trainer(tmp_path, kind, steps=40, log_every=5, eval_every=40,
+                            checkpoint_every=20)
+    trainer.fit()
+    log = np.genfromtxt(tmp_path / "train_log.csv", delimiter=",", names=True)
+    assert log["step"][-1] == 40
+    assert log["loss"][-3:].mean() < log["loss"][:2].mean()
+    record = json.loads((tmp_path / "model.json").read_text())
+    assert record["step"] == 40 and record["kind"] == kind and record["model"]["kind"] == kind
+    assert record["git_commit"] and "examples" in record and "train" in record
+    model, _ = checkpoint.load_model(tmp_path, kind=kind)
+    for key, value in trainer.model.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value)
+    assert (tmp_path / "eval_log.csv").read_text().startswith("step,")
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = smoke_trainer(tmp_path / "straight", steps=12, checkpoint_every=100)
+    straight.fit()
+    first = smoke_trainer(tmp_path / "split", steps=12, checkpoint_every=100)
+    first.fit(steps=6)  # stops at 6 and saves
+    del first
+    second = smoke_trainer(tmp_path / "split", steps=12, checkpoint_every=100, resume=True)
+    assert second.step == 6
+    second.fit()
+    a, b = weights(straight.model), weights(second.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    sa, sb = straight.optimizer.state_dict()["state"], second.optimizer.state_dict()["state"]
+    assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+
+
+def test_bad_checkpoints_give_clear_errors(tmp_path):
+    trainer = smoke_trainer(tmp_path, steps=2)
+    trainer.fit()
+    with pytest.raises(checkpoint.CheckpointError, match="not a value model"):
+        checkpoint.load_model(tmp_path, kind="value")
+    with pytest.raises(checkpoint.CheckpointError, match="not a checkpoint"):
+        checkpoint.load_model(tmp_path / "nowhere")
+    data = (tmp_path / "model.safetensors").read_bytes()
+    (tmp_path / "model.safetensors").write_bytes(data[:len(data) // 2])
+    with pytest.raises(checkpoint.CheckpointError, match="corrupt"):
+        checkpoint.load_model(tmp_path)
+    (tmp_path / "model.json").write_text("{not json")
+    with pytest.raises(checkpoint.CheckpointError, match="corrupt"):
+        checkpoint.load_model(tmp_path)
+
+
+def test_mismatched_checkpoint_is_refused(tmp_path):
+    smoke_trainer(tmp_path, steps=2).fit()
+    record = json.loads((tmp_path / "model.json").read_text())
+    record["model"]["d_model"] = 64
+    (tmp_path / "model.json").write_text(json.dumps(record))
+    with pytest.raises(checkpoint.CheckpointError, match="does not fit"):
+        checkpoint.load_model(tmp_path)
+    with pytest.raises(checkpoint.CheckpointError, match="different model config"):
+        smoke_trainer(tmp_path, steps=4, resume=True)
+
+
+def test_cli_refuses_to_overwrite_and_resumes(tmp_path, capsys):
+    args = ["--env", "csg2d", "--preset", "smoke", "--steps", "3", "--out", str(tmp_path),
+            "--no-progress"]
+    assert train_main(args) == 0
+    assert train_main(args) == 2
+    assert "--resume" in capsys.readouterr().err
+    longer = args[:4] + ["--steps", "5"] + args[6:] + ["--resume"]
+    assert train_main(longer) == 0
+    assert json.loads((tmp_path / "model.json").read_text())["step"] == 5
+    rows = (tmp_path / "train_log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["3", "5"]
+
+
+def test_ddp_with_two_cpu_processes(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_port", "29517", "-m", "tdlib.train", "--env", "csg2d", "--preset", "smoke",
+         "--steps", "4", "--workers", "0", "--out", str(tmp_path), "--no-progress"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    record = json.loads((tmp_path / "model.json").read_text())
+    assert record["step"] == 4 and record["examples_seen"] == 4 * 8 * 2
+
+
+BARS_GRAMMAR = 'start: s\ns: "(" h " " h " " h ")"\nh: "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7"\n'
+
+
+class BarsRenderer:
+    """Three bars of heights 0-7: a language small enough to learn in seconds."""
+
+    channels = 1
+
+    def __init__(self, grammar):
+        self.height = {a.index: int(a.literal) for a in grammar.rules["h"].alternatives}
+
+    def render(self, node, size):
+        image = np.zeros((size, size, 1), np.float32)
+        width = size // 3
+        for i, child in enumerate(node.children):
+            h = self.height[child.alt.index] * size // 8
+            if h:
+                image[size - h:, i * width:(i + 1) * width - 2] = 1.0
+        return image
+
+    def is_solved(self, image, target):
+        return bool(np.array_equal(image > 0.5, target > 0.5))
+
+
+def test_a_briefly_trained_policy_beats_chance_at_one_step_repair(tmp_path):
+    grammar = Grammar(BARS_GRAMMAR, primitives=["s"], name="bars3")
+    tdlib.register_env("bars3", lambda: Env("bars3", grammar, BarsRenderer(grammar), 32))
+    env = tdlib.make_env("bars3")
+    model, train, examples = preset("smoke", "policy", "bars3")
+    examples = replace(examples, min_primitives=1, max_primitives=1, max_noise_steps=1)
+    train = replace(train, steps=300, batch_size=16, lr=3e-3, warmup_steps=20,
+                    checkpoint_every=1000, eval_every=1000)
+    task = make_task("policy", "bars3", model, examples, 0)
+    problems = mutation_problems(env, 128, 1, seed=0, min_primitives=1, max_primitives=1)
+
+    def solve_rate(network):
+        return one_step_solve_rate(Decoder(network.eval(), task.tokenizer), env, problems,
+                                   model.image_size)
+    trainer = Trainer(task, train, tmp_path, progress=False)
+    chance = solve_rate(trainer.model)
+    trainer.fit()
+    trained = solve_rate(trainer.model)
+    assert trained >= max(0.5, chance + 0.3), (chance, trained)
