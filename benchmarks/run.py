@@ -139,6 +139,79 @@ def noise_and_path(env_name: str):
     return setup
 
 
+def sketches(size: int = 128):
+    def setup():
+        env, trees = _trees("csg2d-sketch", 1000)
+        rng = np.random.default_rng(0)
+
+        def work():
+            for tree in trees:
+                env.observe(tree, rng, size)
+            return len(trees)
+        return work
+    return setup
+
+
+SHIPPED_POLICY = Path(__file__).resolve().parent.parent / "results" / "checkpoints" / "csg2d_policy"
+
+
+def decoded_edits(batch: int = 64):
+    """Greedy constrained edits of the cpu-preset CSG2D policy (the shipped one when present)."""
+    def setup():
+        import torch
+        from tdlib.checkpoint import load_model
+        from tdlib.decode import Decoder
+        from tdlib.evaluate import images, mutation_problems
+        from tdlib.model import build_model
+        from tdlib.presets import preset
+        from tdlib.tokens import Tokenizer
+        env = tdlib.make_env("csg2d")
+        if (SHIPPED_POLICY / "model.json").exists():
+            model, _ = load_model(SHIPPED_POLICY)
+        else:
+            torch.manual_seed(0)
+            model = build_model(preset("cpu", "policy", "csg2d")[0]).eval()
+        size = model.config.image_size
+        decoder = Decoder(model, Tokenizer(env.grammar, model.config.max_positions))
+        problems = mutation_problems(env, batch * 4, 1, seed=1)
+        batches = []
+        for i in range(0, len(problems), batch):
+            chunk = problems[i:i + batch]
+            starts = [s for _, s in chunk]
+            batches.append((starts, images(env, starts, size), images(env, [t for t, _ in chunk], size)))
+
+        def work():
+            for starts, cur, tgt in batches:
+                decoder.edits(starts, cur, tgt)
+            return len(problems)
+        return work
+    return setup
+
+
+def training_run(kind: str = "policy", env_name: str = "csg2d", steps: int = 80):
+    """The cpu preset's trainer end to end (examples made in a DataLoader worker)."""
+    def setup():
+        import tempfile
+        from tdlib.presets import preset
+        from tdlib.tasks import make_task
+        from tdlib.train import Trainer
+        from dataclasses import replace
+        model, train, examples = preset("cpu", kind, env_name)
+        train = replace(train, steps=10 ** 9, log_every=10 ** 9, eval_every=10 ** 9,
+                        checkpoint_every=10 ** 9)
+        task = make_task(kind, env_name, model, examples, 0)
+        folder = tempfile.mkdtemp(prefix="tdlib-bench-")
+        trainer = Trainer(task, train, folder, progress=False)
+        state = {"done": 0}
+
+        def work():
+            state["done"] += steps
+            trainer.fit(steps=state["done"])
+            return steps * train.batch_size
+        return work
+    return setup
+
+
 BENCHES = [
     Bench("render csg2d tree 128px", "programs/s", render_trees("csg2d"), 593, 6000),
     Bench("render tinysvg tree 128px", "programs/s", render_trees("tinysvg"), 150, 1500),
@@ -157,6 +230,10 @@ BENCHES = [
     Bench("training examples csg2d 128px", "examples/s", training_examples("csg2d"), 93, 1000),
     Bench("training examples rainbow 128px", "examples/s", training_examples("rainbow"), 82, 800),
     Bench("training examples tinysvg 128px", "examples/s", training_examples("tinysvg"), 17, 200),
+    Bench("sketch observation csg2d 128px", "sketches/s", sketches(), None, None),
+    Bench("decoded edits csg2d, cpu policy, batch 64", "edits/s", decoded_edits(), None, 2000),
+    Bench("training csg2d policy, cpu preset, data included", "examples/s", training_run(), None,
+          300),
 ]
 
 

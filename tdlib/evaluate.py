@@ -152,3 +152,36 @@ def evaluate(task, model, n: int, seed: int = 0) -> dict:
         return {"repl_step_acc": repl_accuracy(decoder, task, n, seed)}
     finally:
         model.train(was_training)
+
+
+def checkpoint_metrics(folder, n: int = 256, seed: int = 0, device: str = "cpu") -> list[dict]:
+    """The one-step measurements of a checkpoint, as table rows (``results/tables/one_step.csv``).
+
+    policy: solve rates of one greedy edit on 1-, 2- and 3-mutation problems; value: Spearman on
+    ``n`` held-out pairs; ar: exact and visual reproduction; repl: next-step accuracy.
+    """
+    from tdlib.checkpoint import example_config, load_model
+    from tdlib.env import make_env
+    from tdlib.tasks import make_task
+    from tdlib.tokens import Tokenizer
+    model, record = load_model(folder, device)
+    config = model.config
+    env = make_env(config.env)
+    examples = example_config(record)
+    lo, hi = examples.min_primitives, examples.max_primitives
+    base = {"model": config.kind, "env": config.env, "checkpoint": str(folder),
+            "step": record.get("step"), "n": n}
+    if config.kind == "value":
+        return [{**base, "metric": "spearman", "value": value_spearman(model, env, n,
+                                                                        config.image_size, seed,
+                                                                        examples)}]
+    decoder = Decoder(model, Tokenizer(env.grammar, config.max_positions))
+    if config.kind == "policy":
+        return [{**base, "metric": f"solved_{k}_mutation", "value": one_step_solve_rate(
+            decoder, env, mutation_problems(env, n, k, seed, lo, hi), config.image_size, seed)}
+            for k in (1, 2, 3)]
+    if config.kind == "ar":
+        result = ar_reproduction(decoder, env, n, config.image_size, seed, lo, hi)
+        return [{**base, "metric": k, "value": v} for k, v in result.items()]
+    task = make_task("repl", config.env, config, examples, seed)
+    return [{**base, "metric": "repl_step_acc", "value": repl_accuracy(decoder, task, n, seed)}]

@@ -59,6 +59,11 @@ def main(argv=None) -> int:
         print("no notebooks to run", file=sys.stderr)
         return 1
     os.environ.setdefault("MPLBACKEND", "Agg")
+    if args.preset != "cpu":
+        # Only the cpu preset regenerates the shipped figures and tables; the others write
+        # beside their executed notebooks so that they never overwrite them.
+        os.environ.setdefault("TDLIB_FIGURES", str(args.output_dir / "figures"))
+        os.environ.setdefault("TDLIB_RESULTS", str(args.output_dir / "results"))
     for path in paths:
         start = time.perf_counter()
         print(f"running {path.name} (preset {args.preset}) ...", flush=True)

