@@ -144,27 +144,31 @@ class Decoder:
             allowed[done, PAD] = True
             mask = torch.from_numpy(allowed).to(device)
             masked = logits.masked_fill(~mask, float("-inf"))
-            logp = torch.log_softmax(masked, dim=-1)
             if temperature > 0:
                 probs = torch.softmax(masked / temperature, dim=-1)
                 choice = torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0]
             else:
                 choice = masked.argmax(dim=-1).cpu()
-            chosen_logp = logp.gather(1, choice.to(device)[:, None])[:, 0].cpu().numpy()
+            chosen = masked.gather(1, choice.to(device)[:, None])[:, 0]
+            chosen_logp = (chosen - torch.logsumexp(masked, dim=-1)).cpu().numpy()
             choice_np = choice.numpy()
-            for i in np.flatnonzero(~done):
-                token = int(choice_np[i])
-                logprob[i] += chosen_logp[i]
-                if t == 0:
-                    first_logprob[i] = chosen_logp[i]
-                if token == EOS:
-                    done[i] = True
-                    continue
-                out[i].append(token)
-                if states[i] < 0:
-                    states[i] = pos_choices[i][token - self.tok.pos_offset]
-                else:
-                    states[i] = con.step(int(states[i]), token)
+            active = ~done
+            logprob[active] += chosen_logp[active]
+            if t == 0:
+                first_logprob[active] = chosen_logp[active]
+            done |= active & (choice_np == EOS)
+            emitting = np.flatnonzero(active & (choice_np != EOS))
+            for i in emitting:
+                out[i].append(int(choice_np[i]))
+            picking = emitting[states[emitting] < 0]  # rows that just chose their <POS k>
+            stepping = emitting[states[emitting] >= 0]
+            for i in picking:
+                states[i] = pos_choices[i][int(choice_np[i]) - self.tok.pos_offset]
+            if len(stepping):
+                nxt = con.transitions[states[stepping], choice_np[stepping]]
+                for j in np.flatnonzero(nxt < 0):  # first visit: build the state
+                    nxt[j] = con.step(int(states[stepping[j]]), int(choice_np[stepping[j]]))
+                states[stepping] = nxt
             if done.all() or t == longest:
                 break
             key_valid[:, at] = True

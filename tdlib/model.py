@@ -37,6 +37,8 @@ class ModelConfig:
     channels: int = 1  # image channels of the language (1 for CSG2D, 3 for TinySVG)
     image_size: int = 64
     encoder: str = "nf_tiny"  # "nf_tiny" (built here) or any timm model name, e.g. nf_resnet26
+    encoder_stride: int = 32  # 16 keeps a finer feature map (timm's output_stride)
+    coord_planes: bool = False  # add x and y planes to the input (CoordConv): where things are
     prefix_tokens: int = 4
     d_model: int = 128
     n_layers: int = 4
@@ -72,15 +74,16 @@ class ModelConfig:
         return cls(**data)
 
 
-def make_encoder(name: str, in_chans: int) -> nn.Module:
+def make_encoder(name: str, in_chans: int, output_stride: int = 32) -> nn.Module:
     """An NF-ResNet feature extractor (no pooling, no classifier)."""
     if name == "nf_tiny":
         # A four-stage NF-ResNet at a fraction of nf_resnet26's width, for 2-core CPU training.
         cfg = NfCfg(depths=(1, 1, 1, 1), channels=(32, 64, 128, 256), stem_type="3x3",
                     stem_chs=24, bottle_ratio=0.5, act_layer="silu")
-        return NormFreeNet(cfg, num_classes=0, in_chans=in_chans, global_pool="")
+        return NormFreeNet(cfg, num_classes=0, in_chans=in_chans, global_pool="",
+                           output_stride=output_stride)
     return timm.create_model(name, pretrained=False, num_classes=0, global_pool="",
-                             in_chans=in_chans)
+                             in_chans=in_chans, output_stride=output_stride)
 
 
 class ImageEncoder(nn.Module):
@@ -89,7 +92,10 @@ class ImageEncoder(nn.Module):
     def __init__(self, config: ModelConfig, n_tokens: int, d: int):
         super().__init__()
         self.use_current = config.use_current_image
-        self.backbone = make_encoder(config.encoder, 3 * config.channels)
+        self.coord_planes = config.coord_planes
+        extra = 2 if config.coord_planes else 0
+        self.backbone = make_encoder(config.encoder, 3 * config.channels + extra,
+                                     config.encoder_stride)
         side = int(math.isqrt(n_tokens))
         if side * side != n_tokens:
             raise ValueError("prefix_tokens must be a square number (1, 4, 9, ...)")
@@ -99,7 +105,13 @@ class ImageEncoder(nn.Module):
     def forward(self, current: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if not self.use_current:
             current = torch.zeros_like(current)
-        planes = torch.cat([current, target, (current - target).abs()], dim=1)
+        planes = [current, target, (current - target).abs()]
+        if self.coord_planes:
+            b, _, h, w = current.shape
+            ys = torch.linspace(-1, 1, h, device=current.device, dtype=current.dtype)
+            xs = torch.linspace(-1, 1, w, device=current.device, dtype=current.dtype)
+            planes += [xs.view(1, 1, 1, w).expand(b, 1, h, w), ys.view(1, 1, h, 1).expand(b, 1, h, w)]
+        planes = torch.cat(planes, dim=1)
         features = self.pool(self.backbone(planes))  # B x C x side x side
         return self.project(features.flatten(2).transpose(1, 2))  # B x n_tokens x d
 

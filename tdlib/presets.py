@@ -48,7 +48,8 @@ class TrainConfig:
 _MODEL = {
     "smoke": dict(image_size=32, encoder="nf_tiny", d_model=32, n_layers=1, n_heads=2,
                   max_positions=192, context=256, max_edit_tokens=48),
-    "cpu": dict(image_size=64, encoder="nf_tiny", d_model=96, n_layers=3, n_heads=4,
+    "cpu": dict(image_size=64, encoder="nf_tiny", coord_planes=True, d_model=96, n_layers=3,
+                n_heads=4,
                 max_positions=192, context=256, max_edit_tokens=48),
     "paper": dict(image_size=128, encoder="nf_resnet26", d_model=256, n_layers=8, n_heads=16,
                   max_positions=448, context=512, max_edit_tokens=64),
