@@ -111,7 +111,7 @@ class Decoder:
             logits = model.prefill(current.to(device), target.to(device), tokens, positions,
                                    key_valid, cache).float()
 
-        # Per sequence: the automaton state, or None while the <POS k> is still to be chosen.
+        # Per sequence: the automaton state, or -1 while its <POS k> is still to be chosen.
         states = np.zeros(b, np.int64)
         pos_choices: list[dict | None] = [None] * b
         first_mask = None
