@@ -8,8 +8,9 @@ A checkpoint folder holds
 * ``train_state.safetensors`` + ``train_state.json`` (for resuming): the optimizer's tensors,
   its hyper-parameters, and the random-number state.
 
-Files are written to a temporary name and renamed, so an interrupted save never leaves a torn
-checkpoint.  Loading checks everything and raises :class:`CheckpointError` with what is wrong.
+Each file is written to a temporary name and renamed, ``model.json`` last; every file records its
+step, so a save cut short is detected on resume.  Loading checks everything and raises
+:class:`CheckpointError` with what is wrong.
 """
 
 from __future__ import annotations
@@ -59,18 +60,22 @@ def save(folder: str | Path, model: torch.nn.Module, record: dict,
     """Write a checkpoint (and, with ``optimizer``, the state to resume training)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    _atomic(folder / MODEL_FILE, lambda p: save_file(weights, str(p), metadata={"format": str(FORMAT)}))
     record = {"format": FORMAT, "torch": torch.__version__, **record}
-    _atomic(folder / RECORD_FILE, lambda p: p.write_text(json.dumps(record, indent=2) + "\n"))
+    # model.json goes last: it names the step, so a save cut short leaves the previous
+    # checkpoint's record, and resuming checks that every file belongs to that step.
     if optimizer is not None:
         tensors, meta = _optimizer_tensors(optimizer)
         tensors["rng.torch"] = torch.get_rng_state()
         if torch.cuda.is_available():
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
-        _atomic(folder / STATE_FILE, lambda p: save_file(tensors, str(p)))
+        _atomic(folder / STATE_FILE, lambda p: save_file(tensors, str(p),
+                                                         metadata={"step": str(record.get("step"))}))
         state_record = {"format": FORMAT, "step": record.get("step"), "optimizer": meta}
         _atomic(folder / STATE_RECORD, lambda p: p.write_text(json.dumps(state_record) + "\n"))
+    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    _atomic(folder / MODEL_FILE, lambda p: save_file(
+        weights, str(p), metadata={"format": str(FORMAT), "step": str(record.get("step"))}))
+    _atomic(folder / RECORD_FILE, lambda p: p.write_text(json.dumps(record, indent=2) + "\n"))
     return folder
 
 
@@ -139,14 +144,22 @@ def example_config(record: dict) -> ExampleConfig:
     return ExampleConfig(**record["examples"])
 
 
-def load_train_state(folder: str | Path, optimizer: torch.optim.Optimizer) -> None:
-    """Restore the optimizer and random-number state saved beside a checkpoint."""
+def load_train_state(folder: str | Path, optimizer: torch.optim.Optimizer,
+                     step: int | None = None) -> None:
+    """Restore the optimizer and random-number state saved beside a checkpoint (of ``step``)."""
     folder = Path(folder)
     tensors = _load_tensors(folder / STATE_FILE)
     try:
-        meta = json.loads((folder / STATE_RECORD).read_text())["optimizer"]
+        state_record = json.loads((folder / STATE_RECORD).read_text())
+        meta = state_record["optimizer"]
     except (OSError, json.JSONDecodeError, KeyError) as err:
         raise CheckpointError(f"{folder / STATE_RECORD} is missing or corrupt: {err}") from None
+    if step is not None and state_record.get("step") != step:
+        raise CheckpointError(f"{folder}: the training state is from step "
+                              f"{state_record.get('step')}, the weights from step {step} (a save "
+                              "was interrupted); cannot resume exactly")
+    if "rng.torch" not in tensors:
+        raise CheckpointError(f"{folder / STATE_FILE} lacks the random-number state")
     state = {"param_groups": meta["param_groups"], "state": {}}
     for key, value in tensors.items():
         if not key.startswith("opt."):

@@ -56,7 +56,9 @@ class Decoder:
                        for k, loc in self.tok.node_starts(tree).items()
                        if k < self.tok.max_positions}
             starts.append(choices)
-        decoded = self._generate(current, target, contexts, starts, temperature, generator)
+        # <POS k>, then at most max_edit_tokens replacement tokens.
+        decoded = self._generate(current, target, contexts, starts, temperature, generator,
+                                 self.config.max_edit_tokens + 1)
         return [(self.tok.decode_edit(tree, d.tokens), d) for tree, d in zip(trees, decoded)]
 
     @torch.no_grad()
@@ -65,30 +67,32 @@ class Decoder:
         """Whole programs from target images alone (the autoregressive baseline)."""
         current = torch.zeros_like(target)
         start = self.constraint.start()
+        longest = self.config.context - self.config.prefix_tokens - 2  # <EDIT> and <EOS>
         decoded = self._generate(current, target, [[] for _ in range(len(target))],
-                                 [start] * len(target), temperature, generator)
+                                 [start] * len(target), temperature, generator, longest)
         return [(self.tok.decode_program(d.tokens), d) for d in decoded]
 
     @torch.no_grad()
     def sequences(self, current, target, contexts: list[list[int]], start_states: list[int],
                   temperature: float = 0.0, generator=None) -> list[Decoded]:
         """Free-form constrained decoding from given automaton states (e.g. REPL Flow steps)."""
-        return self._generate(current, target, contexts, start_states, temperature, generator)
+        return self._generate(current, target, contexts, start_states, temperature, generator,
+                              self.config.max_edit_tokens)
 
     # -------------------------------------------------------------- the loop
-    def _generate(self, current, target, contexts, starts, temperature, generator):
+    def _generate(self, current, target, contexts, starts, temperature, generator, longest):
+        """Decode at most ``longest`` tokens (then ``<EOS>``) after each context's ``<EDIT>``."""
         model, cfg, con = self.model, self.config, self.constraint
         device = self.device
         b = len(contexts)
         p = cfg.prefix_tokens
         width = max((len(c) for c in contexts), default=0)
-        longest = max(cfg.max_edit_tokens, 1)
-        total = p + width + 1 + longest + 1
-        if total > cfg.context:
-            longest = cfg.context - (p + width + 2)
-            total = cfg.context
-            if longest < 2:
-                raise ValueError(f"a context of {width} tokens leaves no room to decode")
+        # The cache holds the prompt and every emitted token but the final <EOS>.
+        longest = min(longest, cfg.context - (p + width + 1))
+        total = p + width + 1 + longest
+        if longest < 1:
+            raise ValueError(f"a context of {width} tokens leaves no room to decode within the "
+                             f"model's context of {cfg.context}")
 
         tokens = torch.full((b, width + 1), PAD, dtype=torch.long)
         positions = torch.zeros((b, p + width + 1), dtype=torch.long)
@@ -125,7 +129,10 @@ class Decoder:
             first_mask = np.zeros((b, self.tok.vocab_size), bool)
             for i, choices in enumerate(pos_choices):
                 if choices is not None:
-                    first_mask[i, [self.tok.pos_offset + k for k in choices]] = True
+                    # Only nodes whose shortest replacement fits what is left after <POS k>.
+                    fits = [k for k, state in choices.items()
+                            if con.next_min[state].min() <= longest - 1]
+                    first_mask[i, [self.tok.pos_offset + k for k in fits]] = True
 
         out = [[] for _ in range(b)]
         logprob = np.zeros(b)
@@ -142,6 +149,10 @@ class Decoder:
                 rows = states < 0
                 allowed[rows] = first_mask[rows]
             allowed[done, PAD] = True
+            stuck = np.flatnonzero(~allowed.any(1))
+            if len(stuck):
+                raise ValueError(f"sequence {int(stuck[0])} has no valid continuation within "
+                                 f"{longest} tokens (context too long for the model?)")
             mask = torch.from_numpy(allowed).to(device)
             masked = logits.masked_fill(~mask, float("-inf"))
             if temperature > 0:

@@ -115,7 +115,8 @@ def repl_accuracy(decoder: Decoder, task, n: int, seed: int = 0, batch: int = 64
     for i in range(0, n, batch):
         rows = []
         for _ in range(min(batch, n - i)):
-            target = env.sample(r, 2, 8)
+            target = env.sample(r, task.example_config.min_primitives,
+                                task.example_config.max_primitives)
             shapes = steps.flatten(target.root)
             k = r.randrange(len(shapes))
             rows.append((shapes, k))

@@ -61,6 +61,9 @@ class ModelConfig:
         if self.vocab_size and self.tie_positions and \
                 self.pos_offset + self.max_positions != self.vocab_size:
             raise ValueError("tie_positions needs pos_offset + max_positions == vocab_size")
+        if self.prefix_tokens + self.max_positions > self.context:
+            raise ValueError(f"prefix_tokens + max_positions ({self.prefix_tokens} + "
+                             f"{self.max_positions}) exceeds the context of {self.context}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -78,11 +78,10 @@ def preset(name: str, kind: str = "policy", env: str = "csg2d",
     language = make_env(env)
     if kind == "repl" and env not in ("csg2d", "csg2d-sketch"):
         raise ValueError("the REPL Flow baseline is defined for CSG2D only")
-    model = ModelConfig(kind=kind, env=env, channels=language.channels, **_MODEL[name])
-    tokenizer = Tokenizer(language.grammar, model.max_positions)
-    model.vocab_size, model.pos_offset = tokenizer.vocab_size, tokenizer.pos_offset
-    if "no_current_image" in ablations:
-        model.use_current_image = False
+    tokenizer = Tokenizer(language.grammar, _MODEL[name]["max_positions"])
+    model = ModelConfig(kind=kind, env=env, channels=language.channels,
+                        vocab_size=tokenizer.vocab_size, pos_offset=tokenizer.pos_offset,
+                        use_current_image="no_current_image" not in ablations, **_MODEL[name])
     examples = ExampleConfig(image_size=model.image_size)
     if "last_step" in ablations:
         examples = replace(examples, mode="last_step")

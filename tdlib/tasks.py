@@ -122,12 +122,15 @@ class PolicyTask(SequenceTask):
 
     def example(self, index):
         r = example_rng(self.seed, index)
-        while True:
+        cfg = self.model_config
+        limit = cfg.context - cfg.prefix_tokens
+        while True:  # rare over-long programs or edits are redrawn, as decoding could not emit them
             ex = self.maker.example(r)
             context = self.tokenizer.encode_program(ex.current)
+            if len(context) >= self.tokenizer.max_positions:
+                continue
             edit = self.tokenizer.encode_edit(ex.current, ex.edit)
-            limit = self.model_config.context - self.model_config.prefix_tokens
-            if len(context) < self.tokenizer.max_positions and len(context) + len(edit) <= limit:
+            if len(edit) - 3 <= cfg.max_edit_tokens and len(context) + len(edit) <= limit:
                 break
         return {"current": self.image(ex.current_image), "target": self.image(ex.target_image),
                 "tokens": context + edit, "loss_from": len(context), "distance": ex.distance}
@@ -135,6 +138,11 @@ class PolicyTask(SequenceTask):
 
 class ValueTask(PolicyTask):
     kind = "value"
+
+    def example(self, index):
+        ex = self.maker.example(example_rng(self.seed, index))
+        return {"current": self.image(ex.current_image), "target": self.image(ex.target_image),
+                "distance": ex.distance}
 
     def collate(self, items):
         return {"current": self.stack(items, "current"), "target": self.stack(items, "target"),
@@ -180,11 +188,15 @@ class REPLTask(SequenceTask):
     def example(self, index):
         r = example_rng(self.seed, index)
         cfg = self.example_config
-        target = self.env.sample(r, cfg.min_primitives, cfg.max_primitives)
-        shapes = self.steps.flatten(target.root)
-        fold = self.steps.fold(shapes)
-        k = r.randrange(len(shapes))
-        prefix = self.steps.fold(shapes[:k]) if k else None
+        limit = self.model_config.context - self.model_config.prefix_tokens
+        while True:
+            target = self.env.sample(r, cfg.min_primitives, cfg.max_primitives)
+            shapes = self.steps.flatten(target.root)
+            fold = self.steps.fold(shapes)
+            k = r.randrange(len(shapes))
+            prefix = self.steps.fold(shapes[:k]) if k else None
+            if len(self.tokenizer.node_ids(fold)) + 3 <= limit:
+                break
         image = self.image(self.env.observe(fold, r, self.size))
         current = (self.image(self.env.render(prefix, self.size)) if prefix is not None
                    else np.zeros_like(image))

@@ -157,7 +157,7 @@ class Tokenizer:
 class GrammarConstraint:
     """The grammar as a lazily numbered automaton over token ids (see the module docstring)."""
 
-    MAX_STACK = 512
+    MAX_STACK = 4096
 
     def __init__(self, tokenizer: Tokenizer):
         self.tok = tokenizer
@@ -212,8 +212,10 @@ class GrammarConstraint:
                 done.add(stack)
                 continue
             if len(stack) > self.MAX_STACK:
-                raise GrammarError(f"{self.tok.grammar.name} is left-recursive; constrained "
-                                   "decoding needs a grammar whose expansions start with a token")
+                raise GrammarError(f"{self.tok.grammar.name}: a parser stack grew past "
+                                   f"{self.MAX_STACK} symbols; the grammar is probably "
+                                   "left-recursive, and constrained decoding needs expansions "
+                                   "that start with a token")
             rest = stack[:-1]
             for alt in stack[-1][1:]:
                 work.append(rest + tuple(reversed(self._symbols[alt])))

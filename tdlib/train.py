@@ -19,7 +19,9 @@ import csv
 import math
 import os
 import shlex
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -83,8 +85,9 @@ class Trainer:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         if self.world > 1 and not dist.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            dist.init_process_group(backend)
+            if torch.cuda.is_available():
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         if device is None and torch.cuda.is_available():
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
         self.device = pick_device(device)
@@ -106,19 +109,31 @@ class Trainer:
         return {"kind": self.task.kind, "env": self.task.env_name,
                 "model": self.task.model_config.to_dict(), "train": self.config.to_dict(),
                 "examples": asdict(self.task.example_config), "step": self.step,
+                "world_size": self.world,
                 "examples_seen": self.step * self.config.batch_size * self.world,
                 "parameters": count_parameters(self.model), "git_commit": checkpoint.git_commit(),
                 "command": self.command}
 
     def _resume(self):
         record = checkpoint.read_record(self.out)
-        if record.get("model") != self.task.model_config.to_dict():
+        mine = {"model": self.task.model_config.to_dict(),
+                "examples": asdict(self.task.example_config),
+                "seed": self.config.seed, "batch_size": self.config.batch_size,
+                "world_size": self.world}
+        theirs = {"model": record.get("model"), "examples": record.get("examples"),
+                  "seed": record.get("train", {}).get("seed"),
+                  "batch_size": record.get("train", {}).get("batch_size"),
+                  "world_size": record.get("world_size", 1)}
+        different = [k for k in mine if mine[k] != theirs[k]]
+        if different:
             raise checkpoint.CheckpointError(
-                f"{self.out} was trained with a different model config; resume with the same "
-                "preset and options, or choose another --out")
-        checkpoint.load_weights(self.model, self.out)
-        checkpoint.load_train_state(self.out, self.optimizer)
+                f"{self.out} was trained with a different {', '.join(different)}; an exact resume "
+                "needs the same preset and options (or choose another --out)")
         self.step = int(record["step"])
+        checkpoint.load_weights(self.model, self.out)
+        checkpoint.load_train_state(self.out, self.optimizer, self.step)
+        if self.rank == 0:
+            truncate_logs(self.out, self.step)
 
     def save(self):
         if self.rank == 0:
@@ -158,8 +173,16 @@ class Trainer:
                    desc=f"{self.task.kind} {self.task.env_name}", dynamic_ncols=True)
         self.model.train()
         window_start, window_examples = time.perf_counter(), 0
+        interrupted = []
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            # Ctrl-C finishes the current step, then saves: never a half-applied update.
+            previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
         try:
             for batch in self.loader():
+                if interrupted:
+                    self.save()
+                    raise KeyboardInterrupt
                 if self.step >= last:
                     break
                 for group in self.optimizer.param_groups:
@@ -190,11 +213,13 @@ class Trainer:
                     eval_log.write({"step": self.step, **evaluate(
                         self.task, self.model, cfg.eval_problems, cfg.seed)})
                     window_start, window_examples = time.perf_counter(), 0
-        except KeyboardInterrupt:
-            self.save()
+        finally:
             bar.close()
-            raise
-        bar.close()
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        if interrupted:
+            self.save()
+            raise KeyboardInterrupt
         if self.world > 1:
             dist.barrier()
         return self.out
@@ -286,8 +311,6 @@ def main(argv=None) -> int:
     except checkpoint.CheckpointError as err:
         print(f"tdlib train: {err}", file=sys.stderr)
         return 2
-    if args.resume:
-        truncate_logs(out, trainer.step)
     try:
         trainer.fit()
     except KeyboardInterrupt:

@@ -129,7 +129,7 @@ def test_every_decoded_program_of_an_untrained_ar_model_is_valid():
         for node, d in decoder.programs(images(env, targets, config.image_size), temperature=1.0,
                                         generator=generator):
             assert env.parse(node.text).root == node
-            assert len(d.tokens) <= config.max_edit_tokens
+            assert len(d.tokens) <= config.context - config.prefix_tokens - 2
 
 
 def test_greedy_decoding_is_deterministic_and_sampling_follows_the_seed():

@@ -87,8 +87,40 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
     (tmp_path / "model.json").write_text(json.dumps(record))
     with pytest.raises(checkpoint.CheckpointError, match="does not fit"):
         checkpoint.load_model(tmp_path)
-    with pytest.raises(checkpoint.CheckpointError, match="different model config"):
+    with pytest.raises(checkpoint.CheckpointError, match="different model"):
         smoke_trainer(tmp_path, steps=4, resume=True)
+
+
+def test_resume_refuses_a_different_data_stream_and_a_torn_save(tmp_path):
+    smoke_trainer(tmp_path, steps=2).fit()
+    with pytest.raises(checkpoint.CheckpointError, match="different seed"):
+        smoke_trainer(tmp_path, steps=4, seed=1, resume=True)
+    with pytest.raises(checkpoint.CheckpointError, match="different batch_size"):
+        smoke_trainer(tmp_path, steps=4, batch_size=4, resume=True)
+    record = json.loads((tmp_path / "model.json").read_text())
+    record["step"] = 7  # as if the save had stopped after the weights and before the state
+    (tmp_path / "model.json").write_text(json.dumps(record))
+    with pytest.raises(checkpoint.CheckpointError, match="interrupted"):
+        smoke_trainer(tmp_path, steps=9, resume=True)
+
+
+def test_ctrl_c_saves_at_a_step_boundary(tmp_path):
+    import signal
+    trainer = smoke_trainer(tmp_path, steps=1000, checkpoint_every=10_000)
+    original = trainer.task.loss
+
+    def loss_then_interrupt(model, batch):
+        if trainer.step == 3:
+            signal.raise_signal(signal.SIGINT)  # arrives mid-step
+        return original(model, batch)
+    trainer.task.loss = loss_then_interrupt
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert trainer.step == 4  # the interrupted step completed
+    assert json.loads((tmp_path / "model.json").read_text())["step"] == 4
+    resumed = smoke_trainer(tmp_path, steps=1000, resume=True)
+    a, b = weights(trainer.model), weights(resumed.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_cli_refuses_to_overwrite_and_resumes(tmp_path, capsys):
