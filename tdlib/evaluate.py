@@ -121,11 +121,10 @@ def repl_accuracy(decoder: Decoder, task, n: int, seed: int = 0, batch: int = 64
             k = r.randrange(len(shapes))
             rows.append((shapes, k))
         folds = [steps.fold(s) for s, _ in rows]
-        blank = np.zeros((size, size, env.channels), np.float32)
-        current = torch.from_numpy(np.stack([
-            env.render(steps.fold(s[:k]), size) if k else blank
-            for s, k in rows])).permute(0, 3, 1, 2).contiguous()
-        contexts = [decoder.tok.encode_program(steps.fold(s[:k])) if k else [] for s, k in rows]
+        seen = [steps.seen(env, s[:k], size, decoder.tok) for s, k in rows]
+        current = torch.from_numpy(np.stack([image for image, _ in seen]))
+        current = current.permute(0, 3, 1, 2).contiguous()
+        contexts = [context for _, context in seen]
         starts = [steps.start_state(decoder.constraint, first=k == 0) for _, k in rows]
         decoded = decoder.sequences(current, images(env, folds, size, r), contexts, starts)
         for (shapes, k), d in zip(rows, decoded):

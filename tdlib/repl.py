@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from tdlib.grammar import Alternative, Grammar
 from tdlib.tokens import GrammarConstraint, Tokenizer
 from tdlib.tree import Node
@@ -59,6 +61,15 @@ class REPLSteps:
             node = Node(self.binop, (step.op, node, step.shape))
         return node
 
+    def seen(self, env, prefix: list[Shape], size: int,
+             tokenizer: Tokenizer) -> tuple["np.ndarray", list[int]]:
+        """What the REPL policy sees of the shapes so far: their render (blank before the first
+        shape), ``size x size x channels``, and their program's tokens (its context)."""
+        if not prefix:
+            return np.zeros((size, size, env.channels), np.float32), []
+        fold = self.fold(prefix)
+        return env.render(fold, size), tokenizer.node_ids(fold)
+
     def step_ids(self, tokenizer: Tokenizer, step: Shape, first: bool) -> list[int]:
         """Output tokens of a step: ``[op] shape``."""
         ids = tokenizer.node_ids(step.shape)
@@ -86,7 +97,6 @@ def rollout(decoder, env, target, max_shapes: int = 8, temperature: float = 0.0,
     program after each step.  The caller picks a stopping point (for instance the prefix whose
     render best matches the target, which costs one renderer call per step).
     """
-    import numpy as np
     import torch
     steps = REPLSteps(env.grammar)
     size = target.shape[-1]
@@ -94,14 +104,10 @@ def rollout(decoder, env, target, max_shapes: int = 8, temperature: float = 0.0,
     shapes: list[list[Shape]] = [[] for _ in range(b)]
     programs: list[list[Node]] = [[] for _ in range(b)]
     for k in range(max_shapes):
-        if k == 0:
-            current = torch.zeros_like(target)
-            contexts = [[] for _ in range(b)]
-        else:
-            folds = [steps.fold(s) for s in shapes]
-            current = torch.from_numpy(np.stack([env.render(f, size) for f in folds]))
-            current = current.permute(0, 3, 1, 2).contiguous()
-            contexts = [decoder.tok.encode_program(f) for f in folds]
+        seen = [steps.seen(env, s, size, decoder.tok) for s in shapes]
+        current = torch.from_numpy(np.stack([image for image, _ in seen]))
+        current = current.permute(0, 3, 1, 2).contiguous()
+        contexts = [context for _, context in seen]
         start = steps.start_state(decoder.constraint, first=k == 0)
         decoded = decoder.sequences(current, target, contexts, [start] * b, temperature, generator)
         for i, d in enumerate(decoded):

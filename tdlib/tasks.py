@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from tdlib.env import make_env
 from tdlib.examples import ExampleConfig, ExampleMaker
 from tdlib.tokens import EDIT, EOS, PAD, Tokenizer
-from tdlib.tree import Node, SyntaxTree
 
 IGNORE = -100
 
@@ -194,13 +193,11 @@ class REPLTask(SequenceTask):
             shapes = self.steps.flatten(target.root)
             fold = self.steps.fold(shapes)
             k = r.randrange(len(shapes))
-            prefix = self.steps.fold(shapes[:k]) if k else None
             if len(self.tokenizer.node_ids(fold)) + 3 <= limit:
                 break
         image = self.image(self.env.observe(fold, r, self.size))
-        current = (self.image(self.env.render(prefix, self.size)) if prefix is not None
-                   else np.zeros_like(image))
-        context = self.tokenizer.encode_program(prefix) if prefix is not None else []
+        current, context = self.steps.seen(self.env, shapes[:k], self.size, self.tokenizer)
+        current = self.image(current)
         output = self.steps.step_ids(self.tokenizer, shapes[k], first=k == 0)
         return {"current": current, "target": image, "tokens": context + [EDIT] + output + [EOS],
                 "loss_from": len(context)}
@@ -216,6 +213,3 @@ def make_task(kind: str, env_name: str, model_config, example_config, seed: int 
         raise ValueError(f"unknown model kind {kind!r}; kinds: {', '.join(TASKS)}") from None
     return cls(env_name, model_config, example_config, seed)
 
-
-def as_tree(env, node: Node | SyntaxTree) -> SyntaxTree:
-    return node if isinstance(node, SyntaxTree) else SyntaxTree(node, env.grammar)

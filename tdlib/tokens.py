@@ -38,7 +38,9 @@ class Tokenizer:
         self.stoi = {s: i for i, s in enumerate(self.itos)}
         self.pos_offset = len(SPECIALS) + len(self.terminals)
         self.vocab_size = len(self.itos)
-        self._alt_ids = {alt: tuple(self.stoi[t] for t in alt.tokens) for alt in grammar.alternatives}
+        # Per alternative: the token ids of the literal segments around its slots.
+        self.segment_ids = [[[self.stoi[t] for t in seg] for seg in alt.tokens_between]
+                            for alt in grammar.alternatives]
 
     def __repr__(self) -> str:
         return (f"Tokenizer({self.grammar.name}: {len(self.terminals)} terminals, "
@@ -54,12 +56,11 @@ class Tokenizer:
             if isinstance(item, int):
                 out.append(item)
                 continue
-            alt = item.alt
-            between = alt.tokens_between
-            pieces: list = [self.stoi[t] for t in between[0]]
+            between = self.segment_ids[item.alt.index]
+            pieces: list = list(between[0])
             for i, child in enumerate(item.children):
                 pieces.append(child)
-                pieces.extend(self.stoi[t] for t in between[i + 1])
+                pieces.extend(between[i + 1])
             stack.extend(reversed(pieces))
         return out
 
@@ -83,7 +84,7 @@ class Tokenizer:
                 yield (alt.leaf if alt.leaf is not None else Node(alt, tuple(children))), end
 
     def _match_alt(self, alt: Alternative, ids, i):
-        between = self._between(alt)
+        between = self.segment_ids[alt.index]
         yield from self._match_from(alt, between, 0, ids, i, [])
 
     def _match_from(self, alt, between, slot, ids, i, children):
@@ -98,9 +99,6 @@ class Tokenizer:
             children.append(child)
             yield from self._match_from(alt, between, slot + 1, ids, end, children)
             children.pop()
-
-    def _between(self, alt: Alternative) -> list[list[int]]:
-        return [[self.stoi[t] for t in seg] for seg in alt.tokens_between]
 
     # --------------------------------------------------------------- edits
     def pos_token(self, k: int) -> int:
@@ -180,11 +178,11 @@ class GrammarConstraint:
         return ("N",) + tuple(alts)
 
     def _alt_symbols(self, alt: Alternative) -> tuple:
-        stoi = self.tok.stoi
-        out: list = [stoi[t] for t in alt.tokens_between[0]]
+        between = self.tok.segment_ids[alt.index]
+        out: list = list(between[0])
         for i, slot in enumerate(alt.slots):
             out.append(self._nonterminal(slot.alternatives))
-            out.extend(stoi[t] for t in alt.tokens_between[i + 1])
+            out.extend(between[i + 1])
         return tuple(out)
 
     def _min_lengths(self, grammar: Grammar) -> dict:
