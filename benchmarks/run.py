@@ -188,7 +188,7 @@ def decoded_edits(batch: int = 64):
     return setup
 
 
-def training_run(kind: str = "policy", env_name: str = "csg2d", steps: int = 80):
+def training_run(kind: str = "policy", env_name: str = "csg2d", steps: int = 160):
     """The cpu preset's trainer end to end (examples made in a DataLoader worker)."""
     def setup():
         import tempfile
@@ -232,6 +232,7 @@ BENCHES = [
     Bench("training examples tinysvg 128px", "examples/s", training_examples("tinysvg"), 17, 200),
     Bench("sketch observation csg2d 128px", "sketches/s", sketches(), None, None),
     Bench("decoded edits csg2d, cpu policy, batch 64", "edits/s", decoded_edits(), None, 2000),
+    Bench("decoded edits csg2d, cpu policy, batch 256", "edits/s", decoded_edits(256), None, None),
     Bench("training csg2d policy, cpu preset, data included", "examples/s", training_run(), None,
           300),
 ]

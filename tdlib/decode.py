@@ -20,6 +20,8 @@ from tdlib.mutation import Edit
 from tdlib.tokens import EDIT, EOS, PAD, GrammarConstraint, Tokenizer
 from tdlib.tree import Node, SyntaxTree
 
+PREFILL_GROUP = 16  # rows prefilled together (sorted by length: little padding)
+
 
 @dataclass
 class Decoded:
@@ -81,39 +83,44 @@ class Decoder:
 
     # -------------------------------------------------------------- the loop
     def _generate(self, current, target, contexts, starts, temperature, generator, longest):
-        """Decode at most ``longest`` tokens (then ``<EOS>``) after each context's ``<EDIT>``."""
+        """Decode at most ``longest`` tokens (then ``<EOS>``) after each context's ``<EDIT>``.
+
+        Rows are sorted by prompt length and prefilled in groups, so little compute goes to
+        padding; rows that have emitted ``<EOS>`` leave the batch once they are half of it.
+        """
         model, cfg, con = self.model, self.config, self.constraint
         device = self.device
         b = len(contexts)
+        if b == 0:
+            return []
         p = cfg.prefix_tokens
-        width = max((len(c) for c in contexts), default=0)
+        lengths = np.array([len(c) + 1 for c in contexts], np.int64)  # with <EDIT>
+        width = int(lengths.max(initial=1))
         # The cache holds the prompt and every emitted token but the final <EOS>.
-        longest = min(longest, cfg.context - (p + width + 1))
-        total = p + width + 1 + longest
+        longest = min(longest, cfg.context - (p + width))
         if longest < 1:
-            raise ValueError(f"a context of {width} tokens leaves no room to decode within the "
-                             f"model's context of {cfg.context}")
-
-        tokens = torch.full((b, width + 1), PAD, dtype=torch.long)
-        positions = torch.zeros((b, p + width + 1), dtype=torch.long)
-        positions[:, :p] = torch.arange(p)
-        key_valid = torch.zeros((b, total), dtype=torch.bool)
-        key_valid[:, :p] = True
-        for i, ctx in enumerate(contexts):
-            pad = width - len(ctx)
-            tokens[i, pad:width] = torch.tensor(ctx, dtype=torch.long)
-            tokens[i, width] = EDIT
-            positions[i, p + pad:] = torch.arange(p, p + len(ctx) + 1)
-            key_valid[i, p + pad:p + width + 1] = True
-        next_position = positions[:, -1] + 1
-        tokens, positions, key_valid = tokens.to(device), positions.to(device), key_valid.to(device)
-        next_position = next_position.to(device)
+            raise ValueError(f"a context of {width - 1} tokens leaves no room to decode within "
+                             f"the model's context of {cfg.context}")
+        rows = np.argsort(lengths, kind="stable")  # batch row r decodes sequence rows[r]
 
         dtype = next(model.parameters()).dtype
-        cache = model.new_cache(b, total, device, dtype)
+        cache = model.new_cache(b, p + width + longest, device, dtype)
+        order = torch.from_numpy(rows)
+        logits = torch.empty(b, cfg.vocab_size, device=device)
         with _autocast(device):
-            logits = model.prefill(current.to(device), target.to(device), tokens, positions,
-                                   key_valid, cache).float()
+            prefix = model.encoder(current[order].to(device), target[order].to(device))
+            for g in range(0, b, PREFILL_GROUP):
+                group = rows[g:g + PREFILL_GROUP]
+                w = int(lengths[group].max())
+                tokens = torch.full((len(group), w), PAD, dtype=torch.long)
+                for j, i in enumerate(group):
+                    tokens[j, :lengths[i]] = torch.tensor(list(contexts[i]) + [EDIT])
+                view = [(k[g:g + len(group)], v[g:g + len(group)]) for k, v in cache]
+                logits[g:g + len(group)] = model.prefill(
+                    prefix[g:g + len(group)], tokens.to(device),
+                    torch.from_numpy(lengths[group]).to(device), view).float()
+        at_host = p + lengths[rows]
+        at = torch.from_numpy(at_host).to(device)
 
         # Per sequence: the automaton state, or -1 while its <POS k> is still to be chosen.
         states = np.zeros(b, np.int64)
@@ -138,23 +145,21 @@ class Decoder:
         logprob = np.zeros(b)
         first_logprob = np.zeros(b)
         done = np.zeros(b, bool)
-        at = p + width + 1
         for t in range(longest + 1):
-            budget = np.full(b, longest + 1 - t)
-            allowed = np.zeros((b, self.tok.vocab_size), bool)
-            live = ~done & (states >= 0)
+            row_states, row_done = states[rows], done[rows]
+            allowed = np.zeros((len(rows), self.tok.vocab_size), bool)
+            live = ~row_done & (row_states >= 0)
             if live.any():
-                allowed[live] = con.allowed(states[live], budget[live])
+                allowed[live] = con.allowed(row_states[live], np.full(live.sum(), longest + 1 - t))
             if t == 0 and first_mask is not None:
-                rows = states < 0
-                allowed[rows] = first_mask[rows]
-            allowed[done, PAD] = True
+                picking = row_states < 0
+                allowed[picking] = first_mask[rows[picking]]
+            allowed[row_done, PAD] = True
             stuck = np.flatnonzero(~allowed.any(1))
             if len(stuck):
-                raise ValueError(f"sequence {int(stuck[0])} has no valid continuation within "
-                                 f"{longest} tokens (context too long for the model?)")
-            mask = torch.from_numpy(allowed).to(device)
-            masked = logits.masked_fill(~mask, float("-inf"))
+                raise ValueError(f"sequence {int(rows[stuck[0]])} has no valid continuation "
+                                 f"within {longest} tokens (context too long for the model?)")
+            masked = logits.masked_fill(~torch.from_numpy(allowed).to(device), float("-inf"))
             if temperature > 0:
                 probs = torch.softmax(masked / temperature, dim=-1)
                 choice = torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0]
@@ -163,31 +168,36 @@ class Decoder:
             chosen = masked.gather(1, choice.to(device)[:, None])[:, 0]
             chosen_logp = (chosen - torch.logsumexp(masked, dim=-1)).cpu().numpy()
             choice_np = choice.numpy()
-            active = ~done
-            logprob[active] += chosen_logp[active]
+            active = np.flatnonzero(~row_done)
+            seqs = rows[active]
+            logprob[seqs] += chosen_logp[active]
             if t == 0:
-                first_logprob[active] = chosen_logp[active]
-            done |= active & (choice_np == EOS)
-            emitting = np.flatnonzero(active & (choice_np != EOS))
-            for i in emitting:
-                out[i].append(int(choice_np[i]))
-            picking = emitting[states[emitting] < 0]  # rows that just chose their <POS k>
-            stepping = emitting[states[emitting] >= 0]
-            for i in picking:
-                states[i] = pos_choices[i][int(choice_np[i]) - self.tok.pos_offset]
+                first_logprob[seqs] = chosen_logp[active]
+            ending = choice_np[active] == EOS
+            done[seqs[ending]] = True
+            emitting, tokens_out = seqs[~ending], choice_np[active[~ending]]
+            for i, token in zip(emitting, tokens_out):
+                out[i].append(int(token))
+            chose_pos = states[emitting] < 0
+            for i, token in zip(emitting[chose_pos], tokens_out[chose_pos]):
+                states[i] = pos_choices[i][int(token) - self.tok.pos_offset]
+            stepping, step_tokens = emitting[~chose_pos], tokens_out[~chose_pos]
             if len(stepping):
-                nxt = con.transitions[states[stepping], choice_np[stepping]]
+                nxt = con.transitions[states[stepping], step_tokens]
                 for j in np.flatnonzero(nxt < 0):  # first visit: build the state
-                    nxt[j] = con.step(int(states[stepping[j]]), int(choice_np[stepping[j]]))
+                    nxt[j] = con.step(int(states[stepping[j]]), int(step_tokens[j]))
                 states[stepping] = nxt
             if done.all() or t == longest:
                 break
-            key_valid[:, at] = True
-            step_tokens = choice.to(device)
+            keep = np.flatnonzero(~done[rows])
+            if len(keep) <= len(rows) // 2:  # finished rows leave the batch
+                index = torch.from_numpy(keep).to(device)
+                cache = [(k.index_select(0, index), v.index_select(0, index)) for k, v in cache]
+                rows, at, choice = rows[keep], at[index], choice[torch.from_numpy(keep)]
+                at_host = at_host[keep]
             with _autocast(device):
-                logits = model.step(step_tokens, next_position, key_valid, cache, at).float()
-            next_position = next_position + 1
-            at += 1
+                logits = model.step(choice.to(device), at, cache, int(at_host.max()) + 1).float()
+            at, at_host = at + 1, at_host + 1
         return [Decoded(out[i], float(logprob[i]), float(first_logprob[i])) for i in range(b)]
 
 

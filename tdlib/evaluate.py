@@ -4,7 +4,8 @@
   when the clean render of the edited program matches the target's (the paper's goal check);
 * value: Spearman correlation of predicted against true edit-path distance;
 * ar: share of targets whose greedy decoding reproduces the program exactly, and visually;
-* repl: next-step accuracy (operator and shape exactly right) under greedy decoding.
+* repl: next-step accuracy (operator and shape exactly right) under greedy decoding;
+* any token-emitting kind: :func:`image_reliance`, how much of its loss the images explain.
 
 Held-out problems come from their own seed domain (:data:`EVAL_DOMAIN`), never from a
 training stream.
@@ -131,6 +132,41 @@ def repl_accuracy(decoder: Decoder, task, n: int, seed: int = 0, batch: int = 64
             want = steps.step_ids(decoder.tok, shapes[k], first=k == 0)
             correct += d.tokens == want
     return correct / max(1, n)
+
+
+def image_reliance(task, model, n: int = 512, seed: int = 0, batch: int = 64) -> pd.DataFrame:
+    """How much a token-emitting model reads its images: teacher-forced loss and accuracies on
+    ``n`` held-out training examples, as given, with each target image swapped for another
+    example's, and with both images blank.  A model that has learnt only the prior over edits
+    scores about the same in all three rows.
+    """
+    held_out = type(task)(task.env_name, task.model_config, task.example_config,
+                          seed=int(held_out_rng(seed, "reliance").getrandbits(31)))
+    items = [held_out.example(i) for i in range(n)]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    rows = []
+    try:
+        for images_as in ("given", "other target", "blank"):
+            totals: dict[str, float] = {}
+            for i in range(0, n, batch):
+                chunk = task.collate(items[i:i + batch])
+                if images_as == "other target":  # example j gets the target of example j + 1
+                    chunk["target"] = task.stack([items[(j + 1) % n] for j in
+                                                  range(i, min(i + batch, n))], "target")
+                elif images_as == "blank":
+                    chunk["target"] = torch.zeros_like(chunk["target"])
+                    chunk["current"] = torch.zeros_like(chunk["current"])
+                chunk = {k: v.to(device) for k, v in chunk.items()}
+                with torch.no_grad():
+                    loss, metrics = task.loss(model, chunk)
+                for key, value in {"loss": loss.item(), **metrics}.items():
+                    totals[key] = totals.get(key, 0.0) + value * len(items[i:i + batch]) / n
+            rows.append({"images": images_as, **totals})
+    finally:
+        model.train(was_training)
+    return pd.DataFrame(rows)
 
 
 def evaluate(task, model, n: int, seed: int = 0) -> dict:

@@ -9,9 +9,9 @@ the shapes so far, context = those shapes, output = the next shape and its opera
 
 :class:`ValueModel` maps the same three planes of two images to the predicted edit-path distance.
 
-Positions are explicit and padding is masked, so a batch can hold contexts of different lengths:
-training pads on the right, decoding pads between the image prefix and the context so that every
-sequence's next token sits at the same index of the key/value cache.
+Sequences are right-padded, in training and in decoding: causal attention never lets a real token
+see the padding after it.  While decoding, a row's cache index is its position, so each row
+writes its next token at its own index (:meth:`EditModel.step`).
 """
 
 from __future__ import annotations
@@ -40,6 +40,13 @@ class ModelConfig:
     encoder_stride: int = 32  # 16 keeps a finer feature map (timm's output_stride)
     coord_planes: bool = False  # add x and y planes to the input (CoordConv): where things are
     prefix_tokens: int = 4
+    # LayerNorm on the image prefix: the NF-ResNet's features are ~100x the size of token
+    # embeddings, which drowns what the transformer writes into the prefix positions.
+    prefix_norm: bool = False
+    # Prefix-LM attention: the image prefix and the context (the prompt) attend both ways, the
+    # output stays causal.  A node's first token then sees its whole subtree, so choosing
+    # <POS k> is a lookup of content at k instead of a reconstruction from later tokens.
+    bidirectional_prompt: bool = False
     d_model: int = 128
     n_layers: int = 4
     n_heads: int = 4
@@ -104,6 +111,7 @@ class ImageEncoder(nn.Module):
             raise ValueError("prefix_tokens must be a square number (1, 4, 9, ...)")
         self.pool = nn.AdaptiveAvgPool2d(side)
         self.project = nn.Linear(self.backbone.num_features, d)
+        self.norm = nn.LayerNorm(d) if config.prefix_norm else nn.Identity()
 
     def forward(self, current: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if not self.use_current:
@@ -116,7 +124,7 @@ class ImageEncoder(nn.Module):
             planes += [xs.view(1, 1, 1, w).expand(b, 1, h, w), ys.view(1, 1, h, 1).expand(b, 1, h, w)]
         planes = torch.cat(planes, dim=1)
         features = self.pool(self.backbone(planes))  # B x C x side x side
-        return self.project(features.flatten(2).transpose(1, 2))  # B x n_tokens x d
+        return self.norm(self.project(features.flatten(2).transpose(1, 2)))  # B x n_tokens x d
 
 
 class Attention(nn.Module):
@@ -126,14 +134,26 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(d, 3 * d)
         self.out = nn.Linear(d, d)
 
-    def forward(self, x, mask=None, cache=None, cache_at: int = 0):
+    def forward(self, x, mask=None, cache=None, cache_at: int | torch.Tensor = 0):
+        """Self-attention: causal without ``mask``, else ``mask`` (True = may attend; e.g. the
+        prefix-LM mask of :meth:`EditModel.attention_mask`).  With a key/value ``cache``: an int
+        ``cache_at`` writes the ``t`` new keys there for every row (prefill); a tensor writes row
+        ``i``'s single new key at ``cache_at[i]`` (a decoding step), and then ``mask``
+        (``B x 1 x 1 x span``) is required: it says which cached keys each row sees."""
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         if cache is not None:
             cache_k, cache_v = cache
-            cache_k[:, :, cache_at:cache_at + t] = k
-            cache_v[:, :, cache_at:cache_at + t] = v
-            k, v = cache_k[:, :, :cache_at + t], cache_v[:, :, :cache_at + t]
+            if isinstance(cache_at, torch.Tensor):
+                rows = torch.arange(b, device=x.device)
+                # index_put_ does not cast: under bf16 autocast k and v are bf16.
+                cache_k[rows, :, cache_at] = k[:, :, 0].to(cache_k.dtype)
+                cache_v[rows, :, cache_at] = v[:, :, 0].to(cache_v.dtype)
+                k, v = cache_k[:, :, :mask.shape[-1]], cache_v[:, :, :mask.shape[-1]]
+            else:
+                cache_k[:, :, cache_at:cache_at + t] = k
+                cache_v[:, :, cache_at:cache_at + t] = v
+                k, v = cache_k[:, :, :cache_at + t], cache_v[:, :, :cache_at + t]
         if mask is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
@@ -149,7 +169,7 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(d)
         self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.SiLU(), nn.Linear(4 * d, d))
 
-    def forward(self, x, mask=None, cache=None, cache_at: int = 0):
+    def forward(self, x, mask=None, cache=None, cache_at: int | torch.Tensor = 0):
         x = x + self.attn(self.norm1(x), mask, cache, cache_at)
         return x + self.mlp(self.norm2(x))
 
@@ -178,12 +198,14 @@ class EditModel(nn.Module):
         x = torch.cat([prefix, self.token_embedding(tokens)], dim=1)
         return x + self.position_embedding(positions)
 
-    def forward(self, current, target, tokens, select: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, current, target, tokens, select: torch.Tensor | None = None,
+                prompt_lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Training: logits ``B x T x V`` for every token position (prefix excluded).
 
         ``tokens`` are right-padded; position ``i`` of the output predicts ``tokens[:, i + 1]``.
         With a boolean ``select`` (``B x T``), only those positions' logits (``N x V``), which
-        spares the output layer the context positions that carry no loss.
+        spares the output layer the context positions that carry no loss.  ``prompt_lengths``
+        (tokens of each row's context and ``<EDIT>``) is needed with ``bidirectional_prompt``.
         """
         p = self.config.prefix_tokens
         positions = torch.arange(p + tokens.shape[1], device=tokens.device)
@@ -191,12 +213,25 @@ class EditModel(nn.Module):
             raise ValueError(f"sequence of {len(positions)} exceeds the context of "
                              f"{self.config.context}")
         x = self.embed((current, target), tokens, positions)
+        mask = self.attention_mask(prompt_lengths, len(positions))
         for block in self.blocks:
-            x = block(x)
+            x = block(x, mask)
         x = x[:, p:]
         if select is not None:
             x = x[select]
         return self.logits(self.norm(x))
+
+    def attention_mask(self, prompt_lengths, length: int):
+        """None (causal) or, with ``bidirectional_prompt``, ``B x 1 x T x T``: a query sees every
+        earlier key and the whole prompt (image prefix, context, ``<EDIT>``)."""
+        if not self.config.bidirectional_prompt:
+            return None
+        if prompt_lengths is None:
+            raise ValueError("this model attends both ways within the prompt: pass prompt_lengths")
+        keys = torch.arange(length, device=prompt_lengths.device)
+        causal = keys[None, :] <= keys[:, None]
+        prompt = keys[None, :] < (self.config.prefix_tokens + prompt_lengths)[:, None]
+        return (causal[None] | prompt[:, None, :])[:, None]
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         out = self.head(h)
@@ -213,20 +248,29 @@ class EditModel(nn.Module):
         return [(torch.zeros(shape, device=device, dtype=dtype),
                  torch.zeros(shape, device=device, dtype=dtype)) for _ in self.blocks]
 
-    def prefill(self, current, target, tokens, positions, key_valid, cache):
-        """Run the prompt (prefix + tokens) into ``cache``; logits of its last position."""
-        x = self.embed((current, target), tokens, positions)
-        t = x.shape[1]
-        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
-        mask = (causal[None] & key_valid[:, None, :t])[:, None]
+    def prefill(self, prefix, tokens, lengths, cache):
+        """Run prompts into ``cache`` from index 0; the logits of each row's last prompt token.
+
+        ``prefix`` is the image prefix (:meth:`ImageEncoder.forward`), ``tokens`` the right-padded
+        prompts, row ``i`` holding ``lengths[i]`` real tokens.  Cache index = position, so the
+        padding after a prompt is never seen: real tokens do not attend ahead of the prompt
+        (causal or prefix-LM mask), and :meth:`step` overwrites the padding's keys.
+        """
+        p = prefix.shape[1]
+        positions = torch.arange(p + tokens.shape[1], device=tokens.device)
+        x = torch.cat([prefix, self.token_embedding(tokens)], dim=1) + self.position_embedding(positions)
+        mask = self.attention_mask(lengths, len(positions))
         for block, layer_cache in zip(self.blocks, cache):
             x = block(x, mask, layer_cache, 0)
-        return self.logits(self.norm(x[:, -1]))
+        last = x[torch.arange(len(x), device=x.device), p + lengths - 1]
+        return self.logits(self.norm(last))
 
-    def step(self, tokens, positions, key_valid, cache, at: int):
-        """One new token per sequence at cache index ``at``; its logits."""
-        x = self.token_embedding(tokens[:, None]) + self.position_embedding(positions[:, None])
-        mask = key_valid[:, None, None, :at + 1]
+    def step(self, tokens, at, cache, span: int | None = None):
+        """One new token per row, at its own position ``at[i]`` (its cache index); its logits.
+        ``span`` = ``max(at) + 1`` when the caller knows it (spares a device sync)."""
+        x = self.token_embedding(tokens[:, None]) + self.position_embedding(at[:, None])
+        span = int(at.max()) + 1 if span is None else span
+        mask = (torch.arange(span, device=at.device)[None] <= at[:, None])[:, None, None]
         for block, layer_cache in zip(self.blocks, cache):
             x = block(x, mask, layer_cache, at)
         return self.logits(self.norm(x[:, -1]))

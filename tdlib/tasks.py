@@ -87,13 +87,16 @@ class SequenceTask(Task):
             tokens[i, :len(seq)] = seq
             start = it["loss_from"]  # index of <EDIT>: it predicts the first output token
             targets[i, start:len(seq) - 1] = seq[start + 1:]
+        # The prompt: the context and its <EDIT> (what a decoder is given, not what it emits).
+        prompt_lengths = torch.tensor([it["loss_from"] + 1 for it in items])
         return {"current": self.stack(items, "current"), "target": self.stack(items, "target"),
-                "tokens": tokens, "targets": targets}
+                "tokens": tokens, "targets": targets, "prompt_lengths": prompt_lengths}
 
     def loss(self, model, batch):
         targets = batch["targets"]
         scored = targets != IGNORE
-        logits = model(batch["current"], batch["target"], batch["tokens"], scored)
+        logits = model(batch["current"], batch["target"], batch["tokens"], scored,
+                       prompt_lengths=batch["prompt_lengths"])
         wanted = targets[scored]
         loss = F.cross_entropy(logits.float(), wanted)
         with torch.no_grad():

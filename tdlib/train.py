@@ -1,7 +1,8 @@
 """One trainer for every network: ``tdlib train --env csg2d --model policy --preset cpu --out DIR``.
 
 The trainer has no model-specific code: a :mod:`tdlib.tasks` task makes the examples (in
-DataLoader worker processes), the batches and the loss.  Every ``checkpoint_every`` steps, at
+DataLoader worker processes, ``bucket_batches`` batches at a time, sorted by length so that
+little compute goes to padding), the batches and the loss.  Every ``checkpoint_every`` steps, at
 the end, and on Ctrl-C it writes a checkpoint (:mod:`tdlib.checkpoint`) with the optimizer and
 RNG state; ``--resume`` continues from it exactly: example ``i`` of a run depends only on the
 seed and ``i``, so the resumed run sees the same batches as an uninterrupted one.
@@ -26,6 +27,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -37,30 +39,49 @@ from tdlib.presets import ABLATIONS, PRESETS, TrainConfig, preset
 from tdlib.tasks import Task, make_task
 
 
-class TaskExamples(Dataset):
-    """Example ``i`` of a task, made on demand (in a worker process)."""
+class BatchChunks(Dataset):
+    """Chunk ``c`` of a run: ``bucket`` collated batches made from consecutive examples.
 
-    def __init__(self, task: Task):
-        self.task = task
+    Rank ``r`` of ``world`` takes examples ``(c * bucket * batch + j) * world + r``.  Within a
+    chunk the examples are sorted by length before they are cut into batches (so a batch pads
+    to a length close to its own examples', not to the longest of 32 random ones), and the
+    batches are then put in a seeded random order.  A chunk is a pure function of the seed and
+    ``c``, which keeps resumes exact; ``bucket=1`` is plain consecutive batches.
+    """
+
+    def __init__(self, task: Task, batch_size: int, bucket: int = 1, rank: int = 0,
+                 world: int = 1):
+        self.task, self.batch_size, self.bucket = task, batch_size, bucket
+        self.rank, self.world = rank, world
 
     def __len__(self):
         return 2 ** 62
 
-    def __getitem__(self, index):
-        return self.task.example(index)
+    def __getitem__(self, chunk):
+        size = self.bucket * self.batch_size
+        first = chunk * size
+        items = [self.task.example((first + j) * self.world + self.rank) for j in range(size)]
+        if self.bucket > 1:
+            items.sort(key=lambda it: len(it.get("tokens", ())))
+        batches = [self.task.collate(items[i:i + self.batch_size])
+                   for i in range(0, size, self.batch_size)]
+        if self.bucket > 1:
+            order = np.random.default_rng([self.task.seed, chunk, 0x6275]).permutation(self.bucket)
+            batches = [batches[i] for i in order]
+        return batches
 
 
-class ExampleIndices(Sampler):
-    """Indices ``start + rank, start + rank + world, ...``, without end."""
+class ChunkIndices(Sampler):
+    """Chunk numbers ``start, start + 1, ...``, without end."""
 
-    def __init__(self, start: int, rank: int = 0, world: int = 1):
-        self.start, self.rank, self.world = start, rank, world
+    def __init__(self, start: int):
+        self.start = start
 
     def __iter__(self):
-        i = self.start + self.rank
+        i = self.start
         while True:
             yield i
-            i += self.world
+            i += 1
 
 
 def _init_worker(_):
@@ -119,10 +140,15 @@ class Trainer:
         mine = {"model": self.task.model_config.to_dict(),
                 "examples": asdict(self.task.example_config),
                 "seed": self.config.seed, "batch_size": self.config.batch_size,
-                "world_size": self.world}
-        theirs = {"model": record.get("model"), "examples": record.get("examples"),
+                "bucket_batches": self.config.bucket_batches, "world_size": self.world}
+        try:  # fields added since that checkpoint was written take their defaults
+            their_model = ModelConfig.from_dict(record.get("model") or {}).to_dict()
+        except (TypeError, ValueError):
+            their_model = record.get("model")
+        theirs = {"model": their_model, "examples": record.get("examples"),
                   "seed": record.get("train", {}).get("seed"),
                   "batch_size": record.get("train", {}).get("batch_size"),
+                  "bucket_batches": record.get("train", {}).get("bucket_batches", 1),
                   "world_size": record.get("world_size", 1)}
         different = [k for k in mine if mine[k] != theirs[k]]
         if different:
@@ -148,15 +174,22 @@ class Trainer:
 
     # ----------------------------------------------------------------- loop
     def loader(self) -> DataLoader:
+        """Chunks of ``bucket_batches`` batches from the current step's chunk on."""
         cfg = self.config
-        start = self.step * cfg.batch_size * self.world
         options = {}
         if cfg.workers > 0:
             options = dict(num_workers=cfg.workers, worker_init_fn=_init_worker,
-                           persistent_workers=True, prefetch_factor=8)
-        return DataLoader(TaskExamples(self.task), batch_size=cfg.batch_size,
-                          sampler=ExampleIndices(start, self.rank, self.world),
-                          collate_fn=self.task.collate, **options)
+                           persistent_workers=True, prefetch_factor=max(1, 8 // cfg.bucket_batches))
+        chunks = BatchChunks(self.task, cfg.batch_size, cfg.bucket_batches, self.rank, self.world)
+        return DataLoader(chunks, batch_size=None, sampler=ChunkIndices(self.step // cfg.bucket_batches),
+                          **options)
+
+    def batches(self):
+        """The batches from the current step on (a resume mid-chunk skips the chunk's first ones)."""
+        skip = self.step % self.config.bucket_batches
+        for chunk in self.loader():
+            yield from chunk[skip:]
+            skip = 0
 
     def fit(self, steps: int | None = None) -> Path:
         """Train up to ``steps`` (default: the config's); returns the checkpoint folder."""
@@ -179,7 +212,7 @@ class Trainer:
             # Ctrl-C finishes the current step, then saves: never a half-applied update.
             previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
         try:
-            for batch in self.loader():
+            for batch in self.batches():
                 if interrupted:
                     self.save()
                     raise KeyboardInterrupt
@@ -264,7 +297,8 @@ def truncate_logs(folder: Path, step: int) -> None:
 def configs_from_args(args) -> tuple[ModelConfig, TrainConfig, ExampleConfig]:
     model, train, examples = preset(args.preset, args.model, args.env, tuple(args.ablation),
                                     args.rho)
-    overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "workers", "seed")
+    overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "workers", "seed",
+                                               "bucket_batches")
                  if getattr(args, k) is not None}
     return model, replace(train, **overrides), examples
 
@@ -289,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, dest="batch_size")
     parser.add_argument("--lr", type=float)
     parser.add_argument("--workers", type=int, help="DataLoader worker processes")
+    parser.add_argument("--bucket-batches", type=int, dest="bucket_batches",
+                        help="batches made at once and sorted by length (1: none)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: auto)")
     parser.add_argument("--no-progress", action="store_true")

@@ -54,43 +54,60 @@ def test_configs_refuse_nonsense():
         preset("smoke", "repl", "tinysvg")
 
 
-def test_cached_decoding_matches_the_full_forward_pass():
-    """Prefill with left padding + cached steps give the logits of one uncached pass."""
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_cached_decoding_matches_the_full_forward_pass(bidirectional):
+    """A right-padded prefill + cached steps (each row at its own position) give the logits of
+    one uncached pass per sequence, with causal or prefix-LM attention."""
     torch.manual_seed(0)
-    config = small_config(n_layers=2)
+    config = small_config(n_layers=2, bidirectional_prompt=bidirectional)
     model = build_model(config).eval()
     p = config.prefix_tokens
     contexts = [[5, 6, 7], [8, 9, 10, 11, 12, 13]]
     follow = [[14, 15], [16, 17]]
     cur = torch.rand(2, 1, config.image_size, config.image_size)
     tgt = torch.rand(2, 1, config.image_size, config.image_size)
-    width = max(map(len, contexts))
-    tokens = torch.full((2, width + 1), PAD)
-    positions = torch.zeros(2, p + width + 1, dtype=torch.long)
-    positions[:, :p] = torch.arange(p)
-    total = p + width + 1 + 2
-    key_valid = torch.zeros(2, total, dtype=torch.bool)
-    key_valid[:, :p] = True
+    lengths = torch.tensor([len(c) + 1 for c in contexts])
+    tokens = torch.full((2, int(lengths.max())), PAD)
     for i, ctx in enumerate(contexts):
-        pad = width - len(ctx)
-        tokens[i, pad:width] = torch.tensor(ctx)
-        tokens[i, width] = EDIT
-        positions[i, p + pad:] = torch.arange(p, p + len(ctx) + 1)
-        key_valid[i, p + pad:p + width + 1] = True
+        tokens[i, :len(ctx) + 1] = torch.tensor(ctx + [EDIT])
     with torch.no_grad():
-        cache = model.new_cache(2, total, "cpu", torch.float32)
-        cached = [model.prefill(cur, tgt, tokens, positions, key_valid, cache)]
-        at, nxt = p + width + 1, positions[:, -1] + 1
+        cache = model.new_cache(2, p + int(lengths.max()) + 2, "cpu", torch.float32)
+        prefix = model.encoder(cur, tgt)
+        cached = [model.prefill(prefix, tokens, lengths, cache)]
+        at = p + lengths
         for j in range(2):
-            key_valid[:, at] = True
             step = torch.tensor([follow[0][j], follow[1][j]])
-            cached.append(model.step(step, nxt, key_valid, cache, at))
-            at, nxt = at + 1, nxt + 1
+            cached.append(model.step(step, at, cache))
+            at = at + 1
         for i, ctx in enumerate(contexts):
             seq = torch.tensor([ctx + [EDIT] + follow[i]])
-            full = model(cur[i:i + 1], tgt[i:i + 1], seq)[0]
+            full = model(cur[i:i + 1], tgt[i:i + 1], seq, prompt_lengths=lengths[i:i + 1])[0]
             for j in range(3):
                 torch.testing.assert_close(cached[j][i], full[len(ctx) + j], atol=2e-4, rtol=1e-4)
+            if bidirectional:  # the prompt really is seen both ways: causal logits differ
+                model.config.bidirectional_prompt = False
+                causal = model(cur[i:i + 1], tgt[i:i + 1], seq)[0]
+                model.config.bidirectional_prompt = True
+                assert (causal[len(ctx)] - full[len(ctx)]).abs().max() > 1e-3
+
+
+def test_decoding_does_not_depend_on_the_batch():
+    """Sorting, group prefill and dropping finished rows change nothing: a batch decodes each
+    problem exactly as it decodes alone."""
+    torch.manual_seed(4)
+    env = tdlib.make_env("csg2d")
+    config = small_config()
+    tok = Tokenizer(env.grammar, config.max_positions)
+    decoder = Decoder(EditModel(config).eval(), tok)
+    r = random.Random(5)
+    trees = [env.sample(r, 1, 8) for _ in range(40)]
+    cur = images(env, trees, config.image_size)
+    tgt = images(env, [env.sample(r, 1, 8) for _ in trees], config.image_size)
+    together = decoder.edits(trees, cur, tgt)
+    for i in range(0, 40, 7):
+        alone = decoder.edits(trees[i:i + 1], cur[i:i + 1], tgt[i:i + 1])[0]
+        assert alone[1].tokens == together[i][1].tokens
+        assert alone[1].logprob == pytest.approx(together[i][1].logprob, abs=1e-3)
 
 
 @pytest.mark.parametrize("env_name,n_edits", [("csg2d", 5000), ("tinysvg", 1000)])

@@ -14,7 +14,7 @@ import tdlib
 from tdlib import checkpoint
 from tdlib.decode import Decoder
 from tdlib.env import Env
-from tdlib.evaluate import mutation_problems, one_step_solve_rate
+from tdlib.evaluate import image_reliance, mutation_problems, one_step_solve_rate
 from tdlib.grammar import Grammar
 from tdlib.presets import preset
 from tdlib.tasks import make_task
@@ -53,10 +53,10 @@ def test_resume_continues_exactly(tmp_path):
     straight = smoke_trainer(tmp_path / "straight", steps=12, checkpoint_every=100)
     straight.fit()
     first = smoke_trainer(tmp_path / "split", steps=12, checkpoint_every=100)
-    first.fit(steps=6)  # stops at 6 and saves
+    first.fit(steps=5)  # stops at 5, inside a chunk of two batches, and saves
     del first
     second = smoke_trainer(tmp_path / "split", steps=12, checkpoint_every=100, resume=True)
-    assert second.step == 6
+    assert second.step == 5
     second.fit()
     a, b = weights(straight.model), weights(second.model)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -89,6 +89,23 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
         checkpoint.load_model(tmp_path)
     with pytest.raises(checkpoint.CheckpointError, match="different model"):
         smoke_trainer(tmp_path, steps=4, resume=True)
+
+
+def test_resume_accepts_a_checkpoint_older_than_new_config_fields(tmp_path):
+    """A record written before a ModelConfig field existed resumes (the field's default holds);
+    a record written before length bucketing resumes with --bucket-batches 1 only."""
+    smoke_trainer(tmp_path, steps=2, bucket_batches=1).fit()
+    record = json.loads((tmp_path / "model.json").read_text())
+    for field in ("prefix_norm", "bidirectional_prompt"):
+        del record["model"][field]
+    del record["train"]["bucket_batches"]
+    (tmp_path / "model.json").write_text(json.dumps(record))
+    with pytest.raises(checkpoint.CheckpointError, match="different bucket_batches"):
+        smoke_trainer(tmp_path, steps=4, resume=True)
+    trainer = smoke_trainer(tmp_path, steps=4, bucket_batches=1, resume=True)
+    assert trainer.step == 2
+    trainer.fit()
+    assert trainer.step == 4
 
 
 def test_resume_refuses_a_different_data_stream_and_a_torn_save(tmp_path):
@@ -194,3 +211,7 @@ def test_a_briefly_trained_policy_beats_chance_at_one_step_repair(tmp_path):
     # About half the problems replace the whole program and need several edits; the rest
     # change one bar, which a trained policy fixes in one step.
     assert trained >= max(0.35, chance + 0.3), (chance, trained)
+    # It reads the images: without them (or with another problem's target) it does worse.
+    reliance = image_reliance(task, trainer.model, 128).set_index("images")
+    assert reliance.loc["given", "loss"] < reliance.loc["blank", "loss"] - 0.1, reliance
+    assert reliance.loc["given", "loss"] < reliance.loc["other target", "loss"] - 0.1, reliance

@@ -34,7 +34,7 @@ import torch
 import tdlib
 from tdlib import checkpoint
 from tdlib.decode import Decoder
-from tdlib.evaluate import checkpoint_metrics, images, mutation_problems
+from tdlib.evaluate import checkpoint_metrics, image_reliance, images, mutation_problems
 from tdlib.model import build_model, count_parameters
 from tdlib.presets import SHIPPED_MODELS, preset as make_preset, shipped_command, shipped_folder
 from tdlib.tasks import make_task
@@ -152,6 +152,17 @@ if policy_name in runs:
     savefig(fig, "decoded_edits")
 else:
     print("no policy checkpoint to decode with")"""),
+md(r"""### Does the policy read its images?
+
+A policy can lower its loss a long way by learning only the prior over edits (which nodes tend to
+change, which numbers are common). `image_reliance` scores held-out training examples three times: with
+the images as given, with every target swapped for another example's, and with blank images. The gap
+between the rows is what the policy takes from the pictures."""),
+code(r"""if policy_name in runs:
+    policy_task = make_task("policy", "csg2d", policy.config, checkpoint.example_config(record), seed)
+    reliance = image_reliance(policy_task, policy, n=n_eval, seed=seed)
+    save_table(reliance.round(3), "image_reliance", index=False)
+    display(reliance.round(3))"""),
 md(r"""### One step at a time, on held-out problems
 
 For every shipped checkpoint: the policy's share of 1-, 2- and 3-mutation problems solved by one greedy
