@@ -137,8 +137,7 @@ class Decoder:
             for i, choices in enumerate(pos_choices):
                 if choices is not None:
                     # Only nodes whose shortest replacement fits what is left after <POS k>.
-                    fits = [k for k, state in choices.items()
-                            if con.next_min[state].min() <= longest - 1]
+                    fits = [k for k, state in choices.items() if con.shortest(state) <= longest]
                     first_mask[i, [self.tok.pos_offset + k for k in fits]] = True
 
         out = [[] for _ in range(b)]

@@ -122,10 +122,7 @@ def repl_accuracy(decoder: Decoder, task, n: int, seed: int = 0, batch: int = 64
             k = r.randrange(len(shapes))
             rows.append((shapes, k))
         folds = [steps.fold(s) for s, _ in rows]
-        seen = [steps.seen(env, s[:k], size, decoder.tok) for s, k in rows]
-        current = torch.from_numpy(np.stack([image for image, _ in seen]))
-        current = current.permute(0, 3, 1, 2).contiguous()
-        contexts = [context for _, context in seen]
+        current, contexts = steps.seen_batch(env, [s[:k] for s, k in rows], size, decoder.tok)
         starts = [steps.start_state(decoder.constraint, first=k == 0) for _, k in rows]
         decoded = decoder.sequences(current, images(env, folds, size, r), contexts, starts)
         for (shapes, k), d in zip(rows, decoded):

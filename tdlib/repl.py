@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from tdlib.grammar import Alternative, Grammar
 from tdlib.tokens import GrammarConstraint, Tokenizer
@@ -62,13 +63,20 @@ class REPLSteps:
         return node
 
     def seen(self, env, prefix: list[Shape], size: int,
-             tokenizer: Tokenizer) -> tuple["np.ndarray", list[int]]:
+             tokenizer: Tokenizer) -> tuple[np.ndarray, list[int]]:
         """What the REPL policy sees of the shapes so far: their render (blank before the first
         shape), ``size x size x channels``, and their program's tokens (its context)."""
         if not prefix:
             return np.zeros((size, size, env.channels), np.float32), []
         fold = self.fold(prefix)
         return env.render(fold, size), tokenizer.node_ids(fold)
+
+    def seen_batch(self, env, prefixes: list[list[Shape]], size: int,
+                   tokenizer: Tokenizer) -> tuple[torch.Tensor, list[list[int]]]:
+        """:meth:`seen` for several prefixes: ``B x C x size x size`` images and the contexts."""
+        seen = [self.seen(env, prefix, size, tokenizer) for prefix in prefixes]
+        images = torch.from_numpy(np.stack([image for image, _ in seen]))
+        return images.permute(0, 3, 1, 2).contiguous(), [context for _, context in seen]
 
     def step_ids(self, tokenizer: Tokenizer, step: Shape, first: bool) -> list[int]:
         """Output tokens of a step: ``[op] shape``."""
@@ -97,17 +105,13 @@ def rollout(decoder, env, target, max_shapes: int = 8, temperature: float = 0.0,
     program after each step.  The caller picks a stopping point (for instance the prefix whose
     render best matches the target, which costs one renderer call per step).
     """
-    import torch
     steps = REPLSteps(env.grammar)
     size = target.shape[-1]
     b = len(target)
     shapes: list[list[Shape]] = [[] for _ in range(b)]
     programs: list[list[Node]] = [[] for _ in range(b)]
     for k in range(max_shapes):
-        seen = [steps.seen(env, s, size, decoder.tok) for s in shapes]
-        current = torch.from_numpy(np.stack([image for image, _ in seen]))
-        current = current.permute(0, 3, 1, 2).contiguous()
-        contexts = [context for _, context in seen]
+        current, contexts = steps.seen_batch(env, shapes, size, decoder.tok)
         start = steps.start_state(decoder.constraint, first=k == 0)
         decoded = decoder.sequences(current, target, contexts, [start] * b, temperature, generator)
         for i, d in enumerate(decoded):

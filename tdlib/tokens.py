@@ -171,6 +171,7 @@ class GrammarConstraint:
         self.next_min = np.full((capacity, vocab), np.inf, np.float32)
         self.transitions = np.full((capacity, vocab), -1, np.int32)
         self._start_cache: dict = {}
+        self._shortest: dict[int, float] = {}
 
     # ------------------------------------------------------------ building
     @staticmethod
@@ -282,6 +283,14 @@ class GrammarConstraint:
         """Boolean ``B x V`` mask: tokens allowed in each state with ``budget`` tokens left
         (the next token and ``<EOS>`` included)."""
         return self.next_min[states] <= (np.asarray(budget)[:, None] - 1)
+
+    def shortest(self, state: int) -> float:
+        """Fewest tokens that finish from ``state``, its ``<EOS>`` included (a state's row of
+        ``next_min`` is fixed when it is registered, so this is cached)."""
+        value = self._shortest.get(state)
+        if value is None:
+            value = self._shortest[state] = float(self.next_min[state].min()) + 1
+        return value
 
     def min_length(self, rule: Rule | str | None = None) -> int:
         """Tokens in the shortest program of ``rule``."""

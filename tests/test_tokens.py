@@ -92,6 +92,7 @@ def test_budget_mask_forces_a_complete_program():
     shortest = con.min_length()  # (Circle r x y) is 6 tokens
     assert shortest == 6
     state = con.start()
+    assert con.shortest(state) == shortest + 1  # the <EOS> too
     allowed = con.allowed(np.array([state]), np.array([shortest + 1]))[0]
     # With room for one primitive only, "(" is the only first token, then no binary operator.
     assert [tok.itos[i] for i in np.flatnonzero(allowed)] == ["("]
