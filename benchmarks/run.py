@@ -153,10 +153,13 @@ def sketches(size: int = 128):
 
 
 SHIPPED_POLICY = Path(__file__).resolve().parent.parent / "results" / "checkpoints" / "csg2d_policy"
+POLICY = SHIPPED_POLICY  # --policy replaces it (e.g. a smaller network from tools/policy_ab.py)
 
 
-def decoded_edits(batch: int = 64):
-    """Greedy constrained edits of the cpu-preset CSG2D policy (the shipped one when present)."""
+def decoded_edits(batch: int = 64, samples: int = 1, temperature: float = 0.0):
+    """Constrained edits of the cpu-preset CSG2D policy (the shipped one when present): one
+    greedy edit per program, or ``samples`` sampled edits per program (batch = programs x
+    samples), as a search asks for them."""
     def setup():
         import torch
         from tdlib.checkpoint import load_model
@@ -166,24 +169,26 @@ def decoded_edits(batch: int = 64):
         from tdlib.presets import preset
         from tdlib.tokens import Tokenizer
         env = tdlib.make_env("csg2d")
-        if (SHIPPED_POLICY / "model.json").exists():
-            model, _ = load_model(SHIPPED_POLICY)
+        if (POLICY / "model.json").exists():
+            model, _ = load_model(POLICY)
         else:
             torch.manual_seed(0)
             model = build_model(preset("cpu", "policy", "csg2d")[0]).eval()
         size = model.config.image_size
         decoder = Decoder(model, Tokenizer(env.grammar, model.config.max_positions))
-        problems = mutation_problems(env, batch * 4, 1, seed=1)
+        per_call = batch // samples
+        problems = mutation_problems(env, per_call * 4, 1, seed=1)
         batches = []
-        for i in range(0, len(problems), batch):
-            chunk = problems[i:i + batch]
+        for i in range(0, len(problems), per_call):
+            chunk = problems[i:i + per_call]
             starts = [s for _, s in chunk]
             batches.append((starts, images(env, starts, size), images(env, [t for t, _ in chunk], size)))
+        generator = torch.Generator().manual_seed(0)
 
         def work():
             for starts, cur, tgt in batches:
-                decoder.edits(starts, cur, tgt)
-            return len(problems)
+                decoder.edits(starts, cur, tgt, temperature, generator, samples=samples)
+            return len(problems) * samples
         return work
     return setup
 
@@ -233,6 +238,8 @@ BENCHES = [
     Bench("sketch observation csg2d 128px", "sketches/s", sketches(), None, None),
     Bench("decoded edits csg2d, cpu policy, batch 64", "edits/s", decoded_edits(), None, 2000),
     Bench("decoded edits csg2d, cpu policy, batch 256", "edits/s", decoded_edits(256), None, None),
+    Bench("decoded edits csg2d, cpu policy, 8 programs x 8 samples at T=1", "edits/s",
+          decoded_edits(64, 8, 1.0), None, None),
     Bench("training csg2d policy, cpu preset, data included", "examples/s", training_run(), None,
           300),
 ]
@@ -264,7 +271,8 @@ def machine() -> str:
 
 def commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+        # "-dirty": measured on uncommitted changes (typically those committed with the report).
+        return subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
                               text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -288,7 +296,14 @@ def main(argv=None) -> int:
     parser.add_argument("--output", type=Path, help="write the markdown report here")
     parser.add_argument("--only", default="", help="run benchmarks whose name contains this")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats, median kept (5)")
+    parser.add_argument("--policy", type=Path, default=SHIPPED_POLICY,
+                        help="checkpoint folder the decoding rows use (default: the shipped "
+                             "CSG2D policy)")
     args = parser.parse_args(argv)
+    global POLICY
+    if args.policy != SHIPPED_POLICY and not (args.policy / "model.json").exists():
+        parser.error(f"{args.policy} holds no model.json")
+    POLICY = args.policy
     rows = []
     for bench in BENCHES:
         if args.only not in bench.name:
@@ -302,6 +317,8 @@ def main(argv=None) -> int:
         f"Measured {datetime.date.today().isoformat()} at commit {commit()} with "
         f"`python benchmarks/run.py --output results/benchmarks.md` (`make bench`).",
         f"Machine: {machine()}. One process; median of {args.repeats} timed repeats.",
+        *([f"Decoding rows use the policy in `{args.policy}`, not the shipped one."]
+          if args.policy != SHIPPED_POLICY else []),
         "Public code: the authors' figures on a 2-core CPU machine like this one "
         "(`../shared/design/REFERENCE.md` section 4); its render figures include parsing and its "
         "canvases differ (TinySVG 224 px, Rainbow 64 px; ours are all 128 px).",

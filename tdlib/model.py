@@ -11,7 +11,7 @@ the shapes so far, context = those shapes, output = the next shape and its opera
 
 Sequences are right-padded, in training and in decoding: causal attention never lets a real token
 see the padding after it.  While decoding, a row's cache index is its position, so each row
-writes its next token at its own index (:meth:`EditModel.step`).
+writes its next tokens at its own indices (:meth:`EditModel.extend`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class ModelConfig:
     env: str = "csg2d"
     channels: int = 1  # image channels of the language (1 for CSG2D, 3 for TinySVG)
     image_size: int = 64
-    encoder: str = "nf_tiny"  # "nf_tiny" (built here) or any timm model name, e.g. nf_resnet26
+    encoder: str = "nf_tiny"  # a SMALL_ENCODERS name (built here) or any timm model name
     encoder_stride: int = 32  # 16 keeps a finer feature map (timm's output_stride)
     coord_planes: bool = False  # add x and y planes to the input (CoordConv): where things are
     prefix_tokens: int = 4
@@ -84,14 +84,22 @@ class ModelConfig:
         return cls(**data)
 
 
+# Four-stage NF-ResNets at a fraction of nf_resnet26's width, for 2-core CPU training.
+# nf_micro halves nf_tiny's widths and pools after its stem (stride 4 before the first stage):
+# less than half the encoder's time, which decoding pays once per problem (README, "Speed").
+SMALL_ENCODERS = {
+    "nf_tiny": NfCfg(depths=(1, 1, 1, 1), channels=(32, 64, 128, 256), stem_type="3x3",
+                     stem_chs=24, bottle_ratio=0.5, act_layer="silu"),
+    "nf_micro": NfCfg(depths=(1, 1, 1, 1), channels=(16, 32, 64, 128), stem_type="3x3_pool",
+                      stem_chs=16, bottle_ratio=0.5, act_layer="silu"),
+}
+
+
 def make_encoder(name: str, in_chans: int, output_stride: int = 32) -> nn.Module:
     """An NF-ResNet feature extractor (no pooling, no classifier)."""
-    if name == "nf_tiny":
-        # A four-stage NF-ResNet at a fraction of nf_resnet26's width, for 2-core CPU training.
-        cfg = NfCfg(depths=(1, 1, 1, 1), channels=(32, 64, 128, 256), stem_type="3x3",
-                    stem_chs=24, bottle_ratio=0.5, act_layer="silu")
-        return NormFreeNet(cfg, num_classes=0, in_chans=in_chans, global_pool="",
-                           output_stride=output_stride)
+    if name in SMALL_ENCODERS:
+        return NormFreeNet(SMALL_ENCODERS[name], num_classes=0, in_chans=in_chans,
+                           global_pool="", output_stride=output_stride)
     return timm.create_model(name, pretrained=False, num_classes=0, global_pool="",
                              in_chans=in_chans, output_stride=output_stride)
 
@@ -135,28 +143,34 @@ class Attention(nn.Module):
         self.out = nn.Linear(d, d)
 
     def forward(self, x, mask=None, cache=None, cache_at: int | torch.Tensor = 0):
-        """Self-attention: causal without ``mask``, else ``mask`` (True = may attend; e.g. the
-        prefix-LM mask of :meth:`EditModel.attention_mask`).  With a key/value ``cache``: an int
-        ``cache_at`` writes the ``t`` new keys there for every row (prefill); a tensor writes row
-        ``i``'s single new key at ``cache_at[i]`` (a decoding step), and then ``mask``
-        (``B x 1 x 1 x span``) is required: it says which cached keys each row sees."""
+        """Self-attention: causal without ``mask``, else ``mask`` (True = may attend, or an additive
+        float bias; e.g. the prefix-LM mask of :meth:`EditModel.attention_mask`).  With a key/value
+        ``cache`` (``2 x B x heads x length x head_dim``, keys then values): an int ``cache_at``
+        writes the ``t`` new keys there for every row (prefill); a ``B x t`` tensor writes row
+        ``i``'s key ``j`` at ``cache_at[i, j]`` (decoding), and then ``mask``
+        (``B x 1 x t x span``) is required: it says which cached keys each query sees."""
         b, t, d = x.shape
-        q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        if cache is not None:
-            cache_k, cache_v = cache
-            if isinstance(cache_at, torch.Tensor):
-                rows = torch.arange(b, device=x.device)
-                # index_put_ does not cast: under bf16 autocast k and v are bf16.
-                cache_k[rows, :, cache_at] = k[:, :, 0].to(cache_k.dtype)
-                cache_v[rows, :, cache_at] = v[:, :, 0].to(cache_v.dtype)
-                k, v = cache_k[:, :, :mask.shape[-1]], cache_v[:, :, :mask.shape[-1]]
-            else:
-                cache_k[:, :, cache_at:cache_at + t] = k
-                cache_v[:, :, cache_at:cache_at + t] = v
-                k, v = cache_k[:, :, :cache_at + t], cache_v[:, :, :cache_at + t]
+        qkv = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        q = qkv[0]
+        if cache is None:
+            k, v = qkv[1], qkv[2]
+        elif isinstance(cache_at, torch.Tensor):
+            rows = torch.arange(b, device=x.device)[:, None]
+            # One write for keys and values; index_put_ does not cast (bf16 under autocast).
+            cache[:, rows, :, cache_at] = qkv[1:].permute(1, 3, 0, 2, 4).to(cache.dtype)
+            k, v = cache[0, :, :, :mask.shape[-1]], cache[1, :, :, :mask.shape[-1]]
+        else:
+            cache[:, :, :, cache_at:cache_at + t] = qkv[1:]
+            k, v = cache[0, :, :, :cache_at + t], cache[1, :, :, :cache_at + t]
         if mask is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        elif isinstance(cache_at, torch.Tensor):
+            # A few queries against the cache: plain matmuls beat the CPU flash kernel's setup.
+            scores = torch.matmul(q, k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
+            y = torch.matmul(torch.softmax(scores + mask.to(scores.dtype), dim=-1), v.to(q.dtype))
         else:
+            if mask.is_floating_point() and mask.dtype != q.dtype:  # bf16 under autocast
+                mask = mask.to(q.dtype)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out(y.transpose(1, 2).reshape(b, t, d))
 
@@ -243,10 +257,11 @@ class EditModel(nn.Module):
 
     # ------------------------------------------------------------ decoding
     def new_cache(self, batch: int, length: int, device, dtype):
+        """Zeroed key/value caches, one ``2 x batch x heads x length x head_dim`` per layer
+        (keys, values); slices of rows and of positions keep each head's keys contiguous."""
         h = self.config.n_heads
-        shape = (batch, h, length, self.config.d_model // h)
-        return [(torch.zeros(shape, device=device, dtype=dtype),
-                 torch.zeros(shape, device=device, dtype=dtype)) for _ in self.blocks]
+        shape = (2, batch, h, length, self.config.d_model // h)
+        return [torch.zeros(shape, device=device, dtype=dtype) for _ in self.blocks]
 
     def prefill(self, prefix, tokens, lengths, cache):
         """Run prompts into ``cache`` from index 0; the logits of each row's last prompt token.
@@ -268,12 +283,33 @@ class EditModel(nn.Module):
     def step(self, tokens, at, cache, span: int | None = None):
         """One new token per row, at its own position ``at[i]`` (its cache index); its logits.
         ``span`` = ``max(at) + 1`` when the caller knows it (spares a device sync)."""
-        x = self.token_embedding(tokens[:, None]) + self.position_embedding(at[:, None])
         span = int(at.max()) + 1 if span is None else span
-        mask = (torch.arange(span, device=at.device)[None] <= at[:, None])[:, None, None]
+        return self.extend(tokens[:, None], torch.ones_like(at), at, cache, span)
+
+    def extend(self, tokens, lengths, at, cache, span: int):
+        """Feed row ``i`` its ``lengths[i]`` tokens ``tokens[i, :lengths[i]]`` (right-padded,
+        ``B x m``) at positions ``at[i]``, ``at[i] + 1``, ...; the logits after each row's last
+        fed token (rows fed nothing: undefined).  ``span`` = ``max(at + lengths)``.
+
+        Padding writes its keys to the cache's last slot, which a caller that pads must leave
+        spare; no query attends to it (``span`` stops before it).
+        """
+        b, m = tokens.shape
+        offsets = torch.arange(m, device=at.device)
+        positions = at[:, None] + offsets  # B x m
+        real = offsets[None] < lengths[:, None]
+        x = self.token_embedding(tokens) + self.position_embedding(
+            positions.clamp(max=self.config.context - 1))
+        scratch = cache[0].shape[3] - 1
+        where = torch.where(real, positions, scratch)
+        # One additive bias for every layer: each query sees the keys up to its own position.
+        ahead = torch.arange(span, device=at.device)[None, None] > positions[:, :, None]
+        mask = torch.zeros(ahead.shape, device=at.device, dtype=x.dtype)
+        mask = mask.masked_fill_(ahead, float("-inf"))[:, None]
         for block, layer_cache in zip(self.blocks, cache):
-            x = block(x, mask, layer_cache, at)
-        return self.logits(self.norm(x[:, -1]))
+            x = block(x, mask, layer_cache, where)
+        last = x[torch.arange(b, device=x.device), (lengths - 1).clamp(min=0)]
+        return self.logits(self.norm(last))
 
 
 class ValueModel(nn.Module):

@@ -41,6 +41,7 @@ class Tokenizer:
         # Per alternative: the token ids of the literal segments around its slots.
         self.segment_ids = [[[self.stoi[t] for t in seg] for seg in alt.tokens_between]
                             for alt in grammar.alternatives]
+        self._candidates: dict = {}  # (rule, next token) -> its alternatives that may match
 
     def __repr__(self) -> str:
         return (f"Tokenizer({self.grammar.name}: {len(self.terminals)} terminals, "
@@ -79,7 +80,14 @@ class Tokenizer:
         raise ValueError(f"tokens do not spell a {rule.name}: {shown}")
 
     def _match_alts(self, alts, ids, i):
-        for alt in alts:
+        token = ids[i] if i < len(ids) else None
+        key = (alts[0].rule, token)  # alts: all alternatives of one rule
+        candidates = self._candidates.get(key)
+        if candidates is None:  # an alternative opening with a literal must open with this token
+            candidates = self._candidates[key] = [
+                alt for alt in alts
+                if not self.segment_ids[alt.index][0] or self.segment_ids[alt.index][0][0] == token]
+        for alt in candidates:
             for children, end in self._match_alt(alt, ids, i):
                 yield (alt.leaf if alt.leaf is not None else Node(alt, tuple(children))), end
 
@@ -248,6 +256,11 @@ class GrammarConstraint:
     def start(self, rule: Rule | str | None = None, alternatives=None) -> int:
         """The state before the first token of a ``rule`` (or of a choice among ``alternatives``)."""
         if alternatives is None:
+            if isinstance(rule, Rule):
+                state = self._start_cache.get(rule)
+                if state is None:
+                    state = self._start_cache[rule] = self.start(alternatives=rule.alternatives)
+                return state
             alternatives = self.tok.grammar.rule(rule).alternatives
         key = tuple(alternatives)
         state = self._start_cache.get(key)

@@ -10,7 +10,7 @@ import tdlib
 from tdlib.decode import Decoder
 from tdlib.model import EditModel, ModelConfig, ValueModel, build_model
 from tdlib.presets import preset
-from tdlib.tokens import EDIT, PAD, Tokenizer
+from tdlib.tokens import EDIT, EOS, PAD, Tokenizer
 
 
 def small_config(env_name="csg2d", kind="policy", **changes):
@@ -54,6 +54,18 @@ def test_configs_refuse_nonsense():
         preset("smoke", "repl", "tinysvg")
 
 
+def random_prompts(config, contexts):
+    """Random images and the right-padded prompts (context + ``<EDIT>``) of ``contexts``."""
+    n = len(contexts)
+    cur = torch.rand(n, 1, config.image_size, config.image_size)
+    tgt = torch.rand(n, 1, config.image_size, config.image_size)
+    lengths = torch.tensor([len(c) + 1 for c in contexts])
+    tokens = torch.full((n, int(lengths.max())), PAD)
+    for i, ctx in enumerate(contexts):
+        tokens[i, :len(ctx) + 1] = torch.tensor(ctx + [EDIT])
+    return cur, tgt, tokens, lengths
+
+
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_cached_decoding_matches_the_full_forward_pass(bidirectional):
     """A right-padded prefill + cached steps (each row at its own position) give the logits of
@@ -64,12 +76,7 @@ def test_cached_decoding_matches_the_full_forward_pass(bidirectional):
     p = config.prefix_tokens
     contexts = [[5, 6, 7], [8, 9, 10, 11, 12, 13]]
     follow = [[14, 15], [16, 17]]
-    cur = torch.rand(2, 1, config.image_size, config.image_size)
-    tgt = torch.rand(2, 1, config.image_size, config.image_size)
-    lengths = torch.tensor([len(c) + 1 for c in contexts])
-    tokens = torch.full((2, int(lengths.max())), PAD)
-    for i, ctx in enumerate(contexts):
-        tokens[i, :len(ctx) + 1] = torch.tensor(ctx + [EDIT])
+    cur, tgt, tokens, lengths = random_prompts(config, contexts)
     with torch.no_grad():
         cache = model.new_cache(2, p + int(lengths.max()) + 2, "cpu", torch.float32)
         prefix = model.encoder(cur, tgt)
@@ -91,6 +98,99 @@ def test_cached_decoding_matches_the_full_forward_pass(bidirectional):
                 assert (causal[len(ctx)] - full[len(ctx)]).abs().max() > 1e-3
 
 
+def test_extend_feeds_ragged_runs_like_the_full_forward_pass():
+    """Rows fed different numbers of tokens in one call (padding written to the spare slot)
+    give each row's logits after its last real token, and later calls see only real keys."""
+    torch.manual_seed(1)
+    config = small_config(n_layers=2)
+    model = build_model(config).eval()
+    p = config.prefix_tokens
+    contexts = [[5, 6, 7, 8], [9, 10]]
+    feeds = [[[14, 15, 16], [17]], [[18], [19, 20]]]  # two calls, ragged
+    cur, tgt, tokens, lengths = random_prompts(config, contexts)
+    with torch.no_grad():
+        cache = model.new_cache(2, p + 5 + 4 + 1, "cpu", torch.float32)
+        model.prefill(model.encoder(cur, tgt), tokens, lengths, cache)
+        at = p + lengths
+        outputs = []
+        for call in range(2):
+            n = torch.tensor([len(feeds[i][call]) for i in range(2)])
+            fed = torch.full((2, int(n.max())), PAD)
+            for i in range(2):
+                fed[i, :n[i]] = torch.tensor(feeds[i][call])
+            outputs.append(model.extend(fed, n, at, cache, int((at + n).max())))
+            at = at + n
+        for i, ctx in enumerate(contexts):
+            seq = ctx + [EDIT] + feeds[i][0] + feeds[i][1]
+            full = model(cur[i:i + 1], tgt[i:i + 1], torch.tensor([seq]))[0]
+            ends = [len(ctx) + len(feeds[i][0]), len(ctx) + len(feeds[i][0]) + len(feeds[i][1])]
+            for call, end in enumerate(ends):
+                torch.testing.assert_close(outputs[call][i], full[end], atol=2e-4, rtol=1e-4)
+
+
+def naive_greedy(model, tok, con, context, start, cur, tgt, longest):
+    """Reference decoder: one uncached forward pass per token, the grammar's mask applied every
+    time.  ``start`` is an automaton state, or ``{k: state after <POS k>}`` for an edit."""
+    out, logprob = [], 0.0
+    state = None if isinstance(start, dict) else start
+    for t in range(longest + 1):
+        logits = model(cur, tgt, torch.tensor([context + [EDIT] + out]))[0, -1]
+        allowed = torch.zeros(tok.vocab_size, dtype=torch.bool)
+        if state is None:
+            allowed[[tok.pos_offset + k for k, s in start.items()
+                     if con.shortest(s) <= longest]] = True
+        else:
+            allowed[torch.from_numpy(con.allowed(np.array([state]),
+                                                 np.array([longest + 1 - t]))[0])] = True
+        logp = torch.log_softmax(logits.masked_fill(~allowed, float("-inf")), -1)
+        token = int(logp.argmax())
+        logprob += float(logp[token])
+        if token == EOS:
+            break
+        state = start[token - tok.pos_offset] if state is None else con.step(state, token)
+        out.append(token)
+    return out, logprob
+
+
+@pytest.mark.parametrize("kind", ["policy", "ar"])
+def test_greedy_decoding_matches_a_naive_token_by_token_decoder(kind):
+    """Cache, groups, dropped rows and tokens the grammar forces (fed without a network call)
+    change nothing: the same edits (programs) and log-probabilities as a full pass per token."""
+    torch.manual_seed(2)
+    env = tdlib.make_env("csg2d")
+    config = small_config(kind=kind)
+    tok = Tokenizer(env.grammar, config.max_positions)
+    model = EditModel(config).eval()
+    decoder = Decoder(model, tok)
+    con = decoder.constraint
+    r = random.Random(3)
+    trees = [env.sample(r, 1, 6) for _ in range(12)]
+    cur = images(env, trees, config.image_size)
+    tgt = images(env, [env.sample(r, 1, 6) for _ in trees], config.image_size)
+    if kind == "policy":
+        decoded = [d for _, d in decoder.edits(trees, cur, tgt)]
+        longest = config.max_edit_tokens
+    else:
+        decoded = [d for _, d in decoder.programs(tgt)]
+        longest = config.context - config.prefix_tokens - 2
+        cur = torch.zeros_like(cur)
+    forced = 0
+    with torch.no_grad():
+        for i, tree in enumerate(trees):
+            if kind == "policy":
+                context = tok.encode_program(tree)
+                start = {k: con.start(loc.node.rule) for k, loc in tok.node_starts(tree).items()}
+            else:
+                context, start = [], con.start()
+            tokens, logprob = naive_greedy(model, tok, con, context, start, cur[i:i + 1],
+                                           tgt[i:i + 1], longest)
+            assert decoded[i].tokens == tokens
+            assert decoded[i].logprob == pytest.approx(logprob, abs=1e-4)
+            forced += tokens.count(tok.stoi[")"])
+    if kind == "ar":  # whole programs: the comparison covers tokens fed without a network call
+        assert forced > 0
+
+
 def test_decoding_does_not_depend_on_the_batch():
     """Sorting, group prefill and dropping finished rows change nothing: a batch decodes each
     problem exactly as it decodes alone."""
@@ -108,6 +208,41 @@ def test_decoding_does_not_depend_on_the_batch():
         alone = decoder.edits(trees[i:i + 1], cur[i:i + 1], tgt[i:i + 1])[0]
         assert alone[1].tokens == together[i][1].tokens
         assert alone[1].logprob == pytest.approx(together[i][1].logprob, abs=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["policy", "ar"])
+def test_samples_share_a_prefill_and_decode_like_repeated_problems(kind):
+    """``samples=k`` (one encoding and prefill per problem) gives what decoding each problem k
+    times in one batch gives, sampled draws included (same generator, same order)."""
+    torch.manual_seed(8)
+    env = tdlib.make_env("csg2d")
+    config = small_config(kind=kind)
+    decoder = Decoder(EditModel(config).eval(), Tokenizer(env.grammar, config.max_positions))
+    r = random.Random(9)
+    trees = [env.sample(r, 1, 6) for _ in range(10)]
+    cur = images(env, trees, config.image_size)
+    tgt = images(env, [env.sample(r, 1, 6) for _ in trees], config.image_size)
+    k = 4
+    repeat = torch.arange(len(trees)).repeat_interleave(k)
+    for temperature in (0.0, 1.0):
+        def run(samples):
+            g = torch.Generator().manual_seed(10)
+            if kind == "ar":
+                if samples > 1:
+                    return decoder.programs(tgt, temperature, g, samples=samples)
+                return decoder.programs(tgt[repeat], temperature, g)
+            if samples > 1:
+                return decoder.edits(trees, cur, tgt, temperature, g, samples=samples)
+            return decoder.edits([trees[i] for i in repeat], cur[repeat], tgt[repeat],
+                                 temperature, g)
+        shared, repeated = run(k), run(1)
+        assert len(shared) == len(trees) * k
+        for (a, da), (b, db) in zip(shared, repeated):
+            assert da.tokens == db.tokens and a == b
+            assert da.logprob == pytest.approx(db.logprob, abs=1e-4)
+        if temperature > 0:  # the samples of a problem are draws, not copies
+            assert any(len({tuple(shared[i * k + j][1].tokens) for j in range(k)}) > 1
+                       for i in range(len(trees)))
 
 
 @pytest.mark.parametrize("env_name,n_edits", [("csg2d", 5000), ("tinysvg", 1000)])
