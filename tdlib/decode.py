@@ -9,6 +9,8 @@ The prompt (image prefix, context, ``<EDIT>``) runs through the network once in 
 each further choice costs one cached network call for the whole batch.  Tokens the grammar forces
 (the only one allowed) are emitted without a call and fed with the next one, which saves about a
 third of the calls on CSG2D.  Several samples per prompt share its encoding and prefill.
+Sampling draws from the generator once per network call for the whole batch (forced tokens draw
+nothing), so a seed gives the same samples for the same batch.
 """
 
 from __future__ import annotations
@@ -206,6 +208,8 @@ class Decoder:
             progress.jump_forward(seqs, feeds)
             if done.all():
                 break
+            for r in np.flatnonzero(done[seqs]):  # a forced <EOS> ended it: nothing to feed
+                feeds[r] = []
             keep = np.flatnonzero(~done[seqs])
             if len(keep) <= len(seqs) // 2:  # finished rows leave the batch
                 index = torch.from_numpy(keep).to(device)

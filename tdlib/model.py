@@ -166,8 +166,12 @@ class Attention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         elif isinstance(cache_at, torch.Tensor):
             # A few queries against the cache: plain matmuls beat the CPU flash kernel's setup.
-            scores = torch.matmul(q, k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
-            y = torch.matmul(torch.softmax(scores + mask.to(scores.dtype), dim=-1), v.to(q.dtype))
+            # In float32 (as the fused kernels of the prefill and of training compute them).
+            if mask.dtype == torch.bool:
+                mask = torch.zeros(mask.shape, device=mask.device).masked_fill_(~mask, -math.inf)
+            scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * (q.shape[-1] ** -0.5)
+            weights = torch.softmax(scores + mask.float(), dim=-1)
+            y = torch.matmul(weights, v.float()).to(q.dtype)
         else:
             if mask.is_floating_point() and mask.dtype != q.dtype:  # bf16 under autocast
                 mask = mask.to(q.dtype)
@@ -298,8 +302,8 @@ class EditModel(nn.Module):
         offsets = torch.arange(m, device=at.device)
         positions = at[:, None] + offsets  # B x m
         real = offsets[None] < lengths[:, None]
-        x = self.token_embedding(tokens) + self.position_embedding(
-            positions.clamp(max=self.config.context - 1))
+        # Padding may run past the context; it reads position 0 (a real one past it still raises).
+        x = self.token_embedding(tokens) + self.position_embedding(torch.where(real, positions, 0))
         scratch = cache[0].shape[3] - 1
         where = torch.where(real, positions, scratch)
         # One additive bias for every layer: each query sees the keys up to its own position.

@@ -98,11 +98,12 @@ def test_cached_decoding_matches_the_full_forward_pass(bidirectional):
                 assert (causal[len(ctx)] - full[len(ctx)]).abs().max() > 1e-3
 
 
-def test_extend_feeds_ragged_runs_like_the_full_forward_pass():
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_extend_feeds_ragged_runs_like_the_full_forward_pass(bidirectional):
     """Rows fed different numbers of tokens in one call (padding written to the spare slot)
     give each row's logits after its last real token, and later calls see only real keys."""
     torch.manual_seed(1)
-    config = small_config(n_layers=2)
+    config = small_config(n_layers=2, bidirectional_prompt=bidirectional)
     model = build_model(config).eval()
     p = config.prefix_tokens
     contexts = [[5, 6, 7, 8], [9, 10]]
@@ -122,7 +123,8 @@ def test_extend_feeds_ragged_runs_like_the_full_forward_pass():
             at = at + n
         for i, ctx in enumerate(contexts):
             seq = ctx + [EDIT] + feeds[i][0] + feeds[i][1]
-            full = model(cur[i:i + 1], tgt[i:i + 1], torch.tensor([seq]))[0]
+            full = model(cur[i:i + 1], tgt[i:i + 1], torch.tensor([seq]),
+                         prompt_lengths=lengths[i:i + 1])[0]
             ends = [len(ctx) + len(feeds[i][0]), len(ctx) + len(feeds[i][0]) + len(feeds[i][1])]
             for call, end in enumerate(ends):
                 torch.testing.assert_close(outputs[call][i], full[end], atol=2e-4, rtol=1e-4)

@@ -87,6 +87,19 @@ def test_automaton_matches_brute_force_enumeration_of_a_toy_grammar():
             program.count("f")
 
 
+def test_alternatives_that_open_with_a_slot_decode_too():
+    """Decoding tries only alternatives that can open with the next token; one that opens with
+    a slot (here ``n " + " s``) must stay a candidate for every token."""
+    toy = Grammar('start: s\ns: n " + " s | n | "(" s ")"\nn: "1" | "2"\n', primitives=["1", "2"],
+                  name="toy-slot-first")
+    tok = Tokenizer(toy, 4)
+    for text in ["1", "2 + 1", "(1 + (2))", "((1))", "1 + 2 + (1 + 2)"]:
+        tree = toy.parse(text)
+        assert tok.decode_program(tok.encode_program(tree)).text == text
+    with pytest.raises(ValueError, match="do not spell"):
+        tok.decode_program([tok.stoi["1"], tok.stoi["+"]])
+
+
 def test_budget_mask_forces_a_complete_program():
     tok, con = TOKENIZERS["csg2d"], CONSTRAINTS["csg2d"]
     shortest = con.min_length()  # (Circle r x y) is 6 tokens

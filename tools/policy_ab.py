@@ -3,10 +3,13 @@
     python tools/policy_ab.py runs/ab_base 3000
     python tools/policy_ab.py runs/ab_bidir 3000 bidirectional_prompt=True prefix_norm=True
     python tools/policy_ab.py runs/ab_tokens16 3000 prefix_tokens=16 encoder_stride=16
+    python tools/policy_ab.py runs/s1_hour 56000 encoder="'nf_micro'" d_model=64 n_layers=2 \
+        --eval-every 8000
 
 Each ``key=value`` overrides a field of the cpu preset's ModelConfig (Python literals);
 ``examples.key=value`` one of its ExampleConfig (e.g. ``examples.max_noise_steps=1``).  The run
-evaluates once at the end (one greedy edit on 256 held-out 1- and 2-mutation problems) and prints
+evaluates at the end, or every ``--eval-every`` steps (one greedy edit on 256 held-out 1- and
+2-mutation problems, and a checkpoint), and prints
 :func:`tdlib.evaluate.image_reliance` on 512 held-out examples.
 """
 
@@ -28,6 +31,8 @@ def main():
     parser.add_argument("overrides", nargs="*",
                         help="ModelConfig field=value, or examples.field=value")
     parser.add_argument("--env", default="csg2d")
+    parser.add_argument("--eval-every", type=int, default=None,
+                        help="evaluate and checkpoint every N steps (default: once, at the end)")
     args = parser.parse_args()
     if Path(args.out).exists():
         parser.error(f"{args.out} exists; choose a new folder")
@@ -36,8 +41,9 @@ def main():
     model = replace(model, **{k: v for k, v in fields.items() if not k.startswith("examples.")})
     examples = replace(examples, **{k.split(".", 1)[1]: v for k, v in fields.items()
                                     if k.startswith("examples.")})
-    train = replace(train, steps=args.steps, eval_every=args.steps, eval_problems=256,
-                    checkpoint_every=args.steps)
+    every = args.eval_every or args.steps
+    train = replace(train, steps=args.steps, eval_every=every, eval_problems=256,
+                    checkpoint_every=every)
     task = make_task("policy", args.env, model, examples, train.seed)
     trainer = Trainer(task, train, args.out, progress=True,
                       command="python tools/policy_ab.py " + " ".join([args.out, str(args.steps)]
