@@ -147,7 +147,6 @@ class Decoder:
             logits = logits.index_select(0, copies)
             at = np.repeat(at, samples)
             rows = (rows[:, None] * samples + np.arange(samples)).ravel()
-            lengths = np.repeat(lengths, samples)
             starts = [start for start in starts for _ in range(samples)]
             b *= samples
 
@@ -175,19 +174,18 @@ class Decoder:
         first_logprob = np.zeros(b)
         first = True
         while True:
-            seqs = rows
-            live = ~done[seqs]
-            allowed = np.zeros((len(seqs), self.tok.vocab_size), bool)
-            choosing = live & (states[seqs] >= 0)
+            live = ~done[rows]
+            allowed = np.zeros((len(rows), self.tok.vocab_size), bool)
+            choosing = live & (states[rows] >= 0)
             if choosing.any():
-                allowed[choosing] = progress.allowed(seqs[choosing])
+                allowed[choosing] = progress.allowed(rows[choosing])
             if first and first_mask is not None:
-                picking = states[seqs] < 0
-                allowed[picking] = first_mask[seqs[picking]]
+                picking = states[rows] < 0
+                allowed[picking] = first_mask[rows[picking]]
             allowed[~live, PAD] = True
             stuck = np.flatnonzero(~allowed.any(1))
             if len(stuck):
-                raise ValueError(f"sequence {int(seqs[stuck[0]])} has no valid continuation "
+                raise ValueError(f"sequence {int(rows[stuck[0]])} has no valid continuation "
                                  f"within {longest} tokens (context too long for the model?)")
             masked = logits.masked_fill(~torch.from_numpy(allowed).to(device), float("-inf"))
             if temperature > 0:
@@ -198,20 +196,20 @@ class Decoder:
             logp = torch.log_softmax(masked, dim=-1)
             chosen_logp = logp.gather(1, choice.to(device)[:, None])[:, 0].cpu().numpy()
             active = np.flatnonzero(live)
-            logprob[seqs[active]] += chosen_logp[active]
+            logprob[rows[active]] += chosen_logp[active]
             if first:
-                first_logprob[seqs[active]] = chosen_logp[active]
+                first_logprob[rows[active]] = chosen_logp[active]
             first = False
             # What each row feeds the network next: its choice, then any tokens it forces.
-            feeds = [[] for _ in seqs]
-            progress.emit(seqs[active], choice.numpy()[active], active, feeds)
-            progress.jump_forward(seqs, feeds)
+            feeds = [[] for _ in rows]
+            progress.emit(rows[active], choice.numpy()[active], active, feeds)
+            progress.jump_forward(rows, feeds)
             if done.all():
                 break
-            for r in np.flatnonzero(done[seqs]):  # a forced <EOS> ended it: nothing to feed
+            for r in np.flatnonzero(done[rows]):  # a forced <EOS> ended it: nothing to feed
                 feeds[r] = []
-            keep = np.flatnonzero(~done[seqs])
-            if len(keep) <= len(seqs) // 2:  # finished rows leave the batch
+            keep = np.flatnonzero(~done[rows])
+            if len(keep) <= len(rows) // 2:  # finished rows leave the batch
                 index = torch.from_numpy(keep).to(device)
                 cache = [layer.index_select(1, index) for layer in cache]
                 rows, at, feeds = rows[keep], at[keep], [feeds[r] for r in keep]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import math
 import os
 import shlex
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from tdlib import checkpoint
 from tdlib.examples import ExampleConfig
@@ -69,19 +70,6 @@ class BatchChunks(Dataset):
             order = np.random.default_rng([self.task.seed, chunk, 0x6275]).permutation(self.bucket)
             batches = [batches[i] for i in order]
         return batches
-
-
-class ChunkIndices(Sampler):
-    """Chunk numbers ``start, start + 1, ...``, without end."""
-
-    def __init__(self, start: int):
-        self.start = start
-
-    def __iter__(self):
-        i = self.start
-        while True:
-            yield i
-            i += 1
 
 
 def _init_worker(_):
@@ -181,8 +169,9 @@ class Trainer:
             options = dict(num_workers=cfg.workers, worker_init_fn=_init_worker,
                            persistent_workers=True, prefetch_factor=max(1, 8 // cfg.bucket_batches))
         chunks = BatchChunks(self.task, cfg.batch_size, cfg.bucket_batches, self.rank, self.world)
-        return DataLoader(chunks, batch_size=None, sampler=ChunkIndices(self.step // cfg.bucket_batches),
-                          **options)
+        # The sampler: chunk numbers from the current one on, without end.
+        return DataLoader(chunks, batch_size=None,
+                          sampler=itertools.count(self.step // cfg.bucket_batches), **options)
 
     def batches(self):
         """The batches from the current step on (a resume mid-chunk skips the chunk's first ones)."""
