@@ -198,6 +198,26 @@ def decoded_edits(batch: int = 64, samples: int = 1, temperature: float = 0.0):
     return setup
 
 
+def search_expansions(method: str = "td-search", problems: int = 2, budget: int = 1000):
+    """Node expansions per second (distinct programs made, rendered and goal-checked) of
+    ``tdlib evaluate``'s methods on hard CSG2D problems with the shipped models (TD search:
+    beam 64, k = 3, ranked by the value network; AR: rejection sampling at T = 1)."""
+    def setup():
+        from tdlib.experiment import Models, SearchConfig, solve
+        from tdlib.testsets import load
+        _, testset = load(Path(__file__).resolve().parents[1] / "results" / "testsets"
+                          / "csg2d_hard.jsonl")
+        env = tdlib.make_env("csg2d")
+        models = Models(env, {"policy": POLICY})
+        config = SearchConfig(method, budget=budget)
+        chosen = testset[:problems]
+
+        def work():
+            return sum(solve(env, p, models, config).expansions for p in chosen)
+        return work
+    return setup
+
+
 def training_run(kind: str = "policy", env_name: str = "csg2d", steps: int = 160):
     """The cpu preset's trainer end to end (examples made in a DataLoader worker)."""
     def setup():
@@ -245,6 +265,9 @@ BENCHES = [
     Bench("decoded edits csg2d, cpu policy, batch 256", "edits/s", decoded_edits(256), None, None),
     Bench("decoded edits csg2d, cpu policy, 8 programs x 8 samples at T=1", "edits/s",
           decoded_edits(64, 8, 1.0), None, None),
+    Bench("TD search csg2d hard, beam 64 k 3, value-ranked", "expansions/s",
+          search_expansions("td-search"), 7.6, 1000),
+    Bench("AR rejection csg2d hard, T=1", "expansions/s", search_expansions("ar"), None, None),
     Bench("training csg2d policy, cpu preset, data included", "examples/s", training_run(), None,
           300),
 ]

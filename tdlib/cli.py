@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("train", help="train a network: policy, value, ar or repl (see tdlib train --help)",
                    add_help=False)
+    sub.add_parser("evaluate", help="run a search method on a test set (see tdlib evaluate --help)",
+                   add_help=False)
     testset = sub.add_parser("testset", help="generate a test set file (JSON lines)",
                              description="Generate a test set: a header line, then one problem "
                                          "a line. The same arguments give the same bytes.")
@@ -204,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["train"]:  # the trainer owns its options (tdlib train --help)
         from tdlib.train import main as train_main
         return train_main(argv[1:])
+    if argv[:1] == ["evaluate"]:  # so does the search evaluation (tdlib evaluate --help)
+        from tdlib.experiment import main as evaluate_main
+        return evaluate_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

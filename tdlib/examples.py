@@ -45,6 +45,10 @@ class ExampleConfig:
     sigma_small: int = SIGMA_SMALL
     mutation_scheme: str = "count"
     image_size: int = 128
+    # Each output token carries the set the grammar allows there (node starts for <POS k>, what
+    # the rule can still derive for the replacement), and the loss is a softmax over that set
+    # only, as decoding sees it: no capacity goes to syntax the decoder enforces anyway.
+    masked_loss: bool = False
 
     def __post_init__(self):
         if self.mode not in MODES:

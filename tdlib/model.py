@@ -58,6 +58,11 @@ class ModelConfig:
     # Adds h . position_embedding[prefix + k] to the logit of <POS k>: the output for a position
     # is tied to the input embedding of that position, which makes pointing learnable quickly.
     tie_positions: bool = True
+    # Content pointer: the logit of <POS k> also gets q(h) . k(c_k) / sqrt(d), c_k the final
+    # state of context token k.  Choosing where to edit becomes matching the output state against
+    # what is written (and, with bidirectional_prompt, drawn) at k, instead of recalling k's
+    # index.  Needs prompt_lengths, so that no query points into its own output.
+    pointer_positions: bool = False
     pos_offset: int = 0  # id of <POS 0> (set from the tokenizer)
 
     def __post_init__(self):
@@ -209,6 +214,9 @@ class EditModel(nn.Module):
         self.blocks = nn.ModuleList(Block(d, config.n_heads) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, config.vocab_size, bias=False)
+        if config.pointer_positions:
+            self.pointer_query = nn.Linear(d, d, bias=False)
+            self.pointer_key = nn.Linear(d, d, bias=False)
         self.apply(_init_weights)
 
     def embed(self, images, tokens, positions):
@@ -234,10 +242,24 @@ class EditModel(nn.Module):
         mask = self.attention_mask(prompt_lengths, len(positions))
         for block in self.blocks:
             x = block(x, mask)
-        x = x[:, p:]
+        h = self.norm(x[:, p:])
+        keys = self.context_keys(h, prompt_lengths)
         if select is not None:
-            x = x[select]
-        return self.logits(self.norm(x))
+            rows = select.nonzero()[:, 0]
+            return self.logits(h[select], None if keys is None else (keys[0][rows], keys[1][rows]))
+        return self.logits(h, keys)
+
+    def context_keys(self, h, prompt_lengths):
+        """With ``pointer_positions``: the pointer keys of the context tokens of ``h``
+        (``B x L x d``, the final states of the tokens) and which are real context
+        (``B x L``: index < the row's context length); else None."""
+        if not self.config.pointer_positions:
+            return None
+        if prompt_lengths is None:
+            raise ValueError("this model points at context tokens: pass prompt_lengths")
+        n = min(h.shape[1], self.config.max_positions)
+        valid = torch.arange(n, device=h.device)[None] < (prompt_lengths - 1)[:, None]
+        return self.pointer_key(h[:, :n]), valid
 
     def attention_mask(self, prompt_lengths, length: int):
         """None (causal) or, with ``bidirectional_prompt``, ``B x 1 x T x T``: a query sees every
@@ -251,13 +273,30 @@ class EditModel(nn.Module):
         prompt = keys[None, :] < (self.config.prefix_tokens + prompt_lengths)[:, None]
         return (causal[None] | prompt[:, None, :])[:, None]
 
-    def logits(self, h: torch.Tensor) -> torch.Tensor:
+    def logits(self, h: torch.Tensor, keys=None) -> torch.Tensor:
+        """Next-token logits of final states ``h`` (``... x d``).  With ``keys`` (from
+        :meth:`context_keys`, rows matching ``h``'s leading dimension): the pointer term of
+        ``<POS k>``, and ``-inf`` where k is not a context token."""
         out = self.head(h)
-        if self.config.tie_positions:
-            c, p = self.config, self.config.prefix_tokens
-            tied = h @ self.position_embedding.weight[p:p + c.max_positions].T
-            out = torch.cat([out[..., :c.pos_offset], out[..., c.pos_offset:] + tied], dim=-1)
-        return out
+        c, p = self.config, self.config.prefix_tokens
+        if not (c.tie_positions or keys is not None):
+            return out
+        pos = out[..., c.pos_offset:]
+        if c.tie_positions:
+            pos = pos + h @ self.position_embedding.weight[p:p + c.max_positions].T
+        if keys is not None:
+            key, valid = keys
+            q = self.pointer_query(h)
+            if h.dim() == 2:  # N x d against N x L x d
+                pointer, valid = torch.einsum("nd,nld->nl", q, key), valid
+            else:  # B x T x d against B x L x d
+                pointer, valid = torch.einsum("btd,bld->btl", q, key), valid[:, None, :]
+            pointer = pointer * (h.shape[-1] ** -0.5)
+            pointer = pointer.masked_fill(~valid, float("-inf")).to(pos.dtype)
+            n = pointer.shape[-1]
+            pos = torch.cat([pos[..., :n] + pointer,
+                             torch.full_like(pos[..., n:], float("-inf"))], dim=-1)
+        return torch.cat([out[..., :c.pos_offset], pos], dim=-1)
 
     # ------------------------------------------------------------ decoding
     def new_cache(self, batch: int, length: int, device, dtype):
@@ -281,6 +320,10 @@ class EditModel(nn.Module):
         mask = self.attention_mask(lengths, len(positions))
         for block, layer_cache in zip(self.blocks, cache):
             x = block(x, mask, layer_cache, 0)
+        if self.config.pointer_positions:  # the <POS k> choice is made from these logits
+            h = self.norm(x[:, p:])
+            last = h[torch.arange(len(x), device=x.device), lengths - 1]
+            return self.logits(last, self.context_keys(h, lengths))
         last = x[torch.arange(len(x), device=x.device), p + lengths - 1]
         return self.logits(self.norm(last))
 
@@ -294,6 +337,7 @@ class EditModel(nn.Module):
         """Feed row ``i`` its ``lengths[i]`` tokens ``tokens[i, :lengths[i]]`` (right-padded,
         ``B x m``) at positions ``at[i]``, ``at[i] + 1``, ...; the logits after each row's last
         fed token (rows fed nothing: undefined).  ``span`` = ``max(at + lengths)``.
+        No pointer term: an edit's ``<POS k>`` is chosen from the logits of :meth:`prefill`.
 
         Padding writes its keys to the cache's last slot, which a caller that pads must leave
         spare; no query attends to it (``span`` stops before it).

@@ -76,7 +76,48 @@ class Task:
 
 
 class SequenceTask(Task):
-    """Shared by the token-emitting kinds: right-padded sequences, loss after the context."""
+    """Shared by the token-emitting kinds: right-padded sequences, loss after the context.
+
+    With ``example_config.masked_loss`` an item also holds ``allowed`` (``n_out x V``, bool):
+    for each output token, what the grammar allows there; the loss and metrics then see only
+    those logits.
+    """
+
+    @property
+    def constraint(self):
+        # Built lazily in each process (its states are numbered in the order they are met).
+        if getattr(self, "_constraint", None) is None:
+            from tdlib.tokens import GrammarConstraint
+            self._constraint = GrammarConstraint(self.tokenizer)
+        return self._constraint
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_constraint", None)
+        return state
+
+    def allowed_masks(self, output: list[int], start, positions=None) -> np.ndarray | None:
+        """What the grammar allows at each token of ``output`` (the tokens after ``<EDIT>``,
+        ``<EOS>`` included), from automaton state ``start``; with ``positions`` (the token
+        indices ``<POS k>`` may name, each mapped to its node's rule) the first token is a
+        ``<POS k>`` and ``start`` is ignored.  None unless the example config asks for it."""
+        if not self.example_config.masked_loss:
+            return None
+        con, tok = self.constraint, self.tokenizer
+        masks = np.zeros((len(output), tok.vocab_size), bool)
+        tokens = list(output)
+        if positions is not None:
+            masks[0, [tok.pos_offset + k for k in positions if k < tok.max_positions]] = True
+            start = con.start(positions[tokens[0] - tok.pos_offset])
+            first = 1
+        else:
+            first = 0
+        state = start
+        for j in range(first, len(tokens)):
+            masks[j] = np.isfinite(con.next_min[state])
+            if tokens[j] != EOS:
+                state = con.step(state, tokens[j])
+        return masks
 
     def collate(self, items):
         width = max(len(it["tokens"]) for it in items)
@@ -89,14 +130,19 @@ class SequenceTask(Task):
             targets[i, start:len(seq) - 1] = seq[start + 1:]
         # The prompt: the context and its <EDIT> (what a decoder is given, not what it emits).
         prompt_lengths = torch.tensor([it["loss_from"] + 1 for it in items])
-        return {"current": self.stack(items, "current"), "target": self.stack(items, "target"),
-                "tokens": tokens, "targets": targets, "prompt_lengths": prompt_lengths}
+        batch = {"current": self.stack(items, "current"), "target": self.stack(items, "target"),
+                 "tokens": tokens, "targets": targets, "prompt_lengths": prompt_lengths}
+        if items and items[0].get("allowed") is not None:  # row-major, as targets[scored]
+            batch["allowed"] = torch.from_numpy(np.concatenate([it["allowed"] for it in items]))
+        return batch
 
     def loss(self, model, batch):
         targets = batch["targets"]
         scored = targets != IGNORE
         logits = model(batch["current"], batch["target"], batch["tokens"], scored,
                        prompt_lengths=batch["prompt_lengths"])
+        if "allowed" in batch:
+            logits = logits.masked_fill(~batch["allowed"], float("-inf"))
         wanted = targets[scored]
         loss = F.cross_entropy(logits.float(), wanted)
         with torch.no_grad():
@@ -134,8 +180,12 @@ class PolicyTask(SequenceTask):
             edit = self.tokenizer.encode_edit(ex.current, ex.edit)
             if len(edit) - 3 <= cfg.max_edit_tokens and len(context) + len(edit) <= limit:
                 break
+        starts = None
+        if self.example_config.masked_loss:
+            starts = {k: loc.node.rule for k, loc in self.tokenizer.node_starts(ex.current).items()}
         return {"current": self.image(ex.current_image), "target": self.image(ex.target_image),
-                "tokens": context + edit, "loss_from": len(context), "distance": ex.distance}
+                "tokens": context + edit, "loss_from": len(context), "distance": ex.distance,
+                "allowed": self.allowed_masks(edit[1:], None, starts)}
 
 
 class ValueTask(PolicyTask):
@@ -171,7 +221,8 @@ class ARTask(SequenceTask):
                 break
         image = self.image(self.env.observe(target, r, self.size))
         return {"current": np.zeros_like(image), "target": image,
-                "tokens": [EDIT] + program + [EOS], "loss_from": 0}
+                "tokens": [EDIT] + program + [EOS], "loss_from": 0,
+                "allowed": self.allowed_masks(program + [EOS], self.constraint.start())}
 
 
 class REPLTask(SequenceTask):
@@ -202,8 +253,12 @@ class REPLTask(SequenceTask):
         current, context = self.steps.seen(self.env, shapes[:k], self.size, self.tokenizer)
         current = self.image(current)
         output = self.steps.step_ids(self.tokenizer, shapes[k], first=k == 0)
+        allowed = None
+        if self.example_config.masked_loss:
+            allowed = self.allowed_masks(
+                output + [EOS], self.steps.start_state(self.constraint, first=k == 0))
         return {"current": current, "target": image, "tokens": context + [EDIT] + output + [EOS],
-                "loss_from": len(context)}
+                "loss_from": len(context), "allowed": allowed}
 
 
 TASKS = {"policy": PolicyTask, "value": ValueTask, "ar": ARTask, "repl": REPLTask}

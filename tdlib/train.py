@@ -105,6 +105,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr,
                                           weight_decay=train_config.weight_decay)
         self.step = 0
+        self.seconds = 0.0  # training wall time so far, over every resumed piece
         if resume:
             self._resume()
         self.wrapped = self.model
@@ -120,6 +121,7 @@ class Trainer:
                 "examples": asdict(self.task.example_config), "step": self.step,
                 "world_size": self.world,
                 "examples_seen": self.step * self.config.batch_size * self.world,
+                "train_seconds": round(self.seconds, 1),
                 "parameters": count_parameters(self.model), "git_commit": checkpoint.git_commit(),
                 "command": self.command}
 
@@ -144,6 +146,7 @@ class Trainer:
                 f"{self.out} was trained with a different {', '.join(different)}; an exact resume "
                 "needs the same preset and options (or choose another --out)")
         self.step = int(record["step"])
+        self.seconds = float(record.get("train_seconds", 0.0))
         checkpoint.load_weights(self.model, self.out)
         checkpoint.load_train_state(self.out, self.optimizer, self.step)
         if self.rank == 0:
@@ -180,8 +183,10 @@ class Trainer:
             yield from chunk[skip:]
             skip = 0
 
-    def fit(self, steps: int | None = None) -> Path:
-        """Train up to ``steps`` (default: the config's); returns the checkpoint folder."""
+    def fit(self, steps: int | None = None, max_seconds: float | None = None) -> Path:
+        """Train up to ``steps`` (default: the config's), or until this call has trained for
+        ``max_seconds`` (then it checkpoints, evaluates and returns; ``--resume`` goes on with
+        the same schedule); returns the checkpoint folder."""
         from tqdm.auto import tqdm
         cfg = self.config
         last = cfg.steps if steps is None else min(cfg.steps, steps)
@@ -194,6 +199,7 @@ class Trainer:
         bar = tqdm(total=last, initial=self.step, disable=not self.progress or self.rank != 0,
                    desc=f"{self.task.kind} {self.task.env_name}", dynamic_ncols=True)
         self.model.train()
+        began, seconds_before = time.perf_counter(), self.seconds
         window_start, window_examples = time.perf_counter(), 0
         interrupted = []
         previous = None
@@ -218,9 +224,12 @@ class Trainer:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
                 self.optimizer.step()
                 self.step += 1
+                self.seconds = seconds_before + time.perf_counter() - began
+                out_of_time = max_seconds is not None and self.seconds - seconds_before >= max_seconds
                 window_examples += cfg.batch_size * self.world
                 bar.update(1)
-                if self.step % cfg.log_every == 0 or self.step == last:
+                final = self.step == last or out_of_time
+                if self.step % cfg.log_every == 0 or final:
                     elapsed = time.perf_counter() - window_start
                     row = {"step": self.step, "loss": loss.item(), **metrics,
                            "examples_per_s": window_examples / max(elapsed, 1e-9),
@@ -228,13 +237,19 @@ class Trainer:
                     train_log.write(row)
                     bar.set_postfix(loss=f"{row['loss']:.3f}", ex_s=f"{row['examples_per_s']:.0f}")
                     window_start, window_examples = time.perf_counter(), 0
-                if self.step % cfg.checkpoint_every == 0 or self.step == last:
+                if self.step % cfg.checkpoint_every == 0 or final:
                     self.save()
-                if self.rank == 0 and (self.step % cfg.eval_every == 0 or self.step == last):
+                if self.rank == 0 and (self.step % cfg.eval_every == 0 or final):
                     from tdlib.evaluate import evaluate
-                    eval_log.write({"step": self.step, **evaluate(
-                        self.task, self.model, cfg.eval_problems, cfg.seed)})
+                    paused = time.perf_counter()
+                    eval_log.write({"step": self.step,
+                                    "examples_seen": self.step * cfg.batch_size * self.world,
+                                    "train_minutes": round(self.seconds / 60, 2), **evaluate(
+                                        self.task, self.model, cfg.eval_problems, cfg.seed)})
+                    began += time.perf_counter() - paused  # evaluation is not training time
                     window_start, window_examples = time.perf_counter(), 0
+                if out_of_time:
+                    break
         finally:
             bar.close()
             if previous is not None:
@@ -315,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bucket-batches", type=int, dest="bucket_batches",
                         help="batches made at once and sorted by length (1: none)")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--max-minutes", type=float, dest="max_minutes",
+                        help="stop (checkpointed) after this much training in this call; "
+                             "--resume continues on the same schedule")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: auto)")
     parser.add_argument("--no-progress", action="store_true")
     return parser
@@ -337,7 +355,7 @@ def main(argv=None) -> int:
         print(f"tdlib train: {err}", file=sys.stderr)
         return 2
     try:
-        trainer.fit()
+        trainer.fit(max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
     except KeyboardInterrupt:
         print(f"\ninterrupted at step {trainer.step}; checkpoint saved in {out}", file=sys.stderr)
         return 130

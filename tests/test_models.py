@@ -66,12 +66,14 @@ def random_prompts(config, contexts):
     return cur, tgt, tokens, lengths
 
 
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_cached_decoding_matches_the_full_forward_pass(bidirectional):
+@pytest.mark.parametrize("bidirectional,pointer", [(False, False), (True, False), (True, True)])
+def test_cached_decoding_matches_the_full_forward_pass(bidirectional, pointer):
     """A right-padded prefill + cached steps (each row at its own position) give the logits of
-    one uncached pass per sequence, with causal or prefix-LM attention."""
+    one uncached pass per sequence, with causal or prefix-LM attention, and with the content
+    pointer for <POS k> (it only scores the first output token, which prefill gives)."""
     torch.manual_seed(0)
-    config = small_config(n_layers=2, bidirectional_prompt=bidirectional)
+    config = small_config(n_layers=2, bidirectional_prompt=bidirectional,
+                          pointer_positions=pointer)
     model = build_model(config).eval()
     p = config.prefix_tokens
     contexts = [[5, 6, 7], [8, 9, 10, 11, 12, 13]]
@@ -89,13 +91,19 @@ def test_cached_decoding_matches_the_full_forward_pass(bidirectional):
         for i, ctx in enumerate(contexts):
             seq = torch.tensor([ctx + [EDIT] + follow[i]])
             full = model(cur[i:i + 1], tgt[i:i + 1], seq, prompt_lengths=lengths[i:i + 1])[0]
-            for j in range(3):
-                torch.testing.assert_close(cached[j][i], full[len(ctx) + j], atol=2e-4, rtol=1e-4)
+            torch.testing.assert_close(cached[0][i], full[len(ctx)], atol=2e-4, rtol=1e-4)
+            words = slice(0, config.pos_offset) if pointer else slice(None)
+            for j in (1, 2):
+                torch.testing.assert_close(cached[j][i][words], full[len(ctx) + j][words],
+                                           atol=2e-4, rtol=1e-4)
+            if pointer:  # only context tokens can be pointed at
+                pos = full[len(ctx), config.pos_offset:]
+                assert torch.isfinite(pos[:len(ctx)]).all() and torch.isinf(pos[len(ctx):]).all()
             if bidirectional:  # the prompt really is seen both ways: causal logits differ
                 model.config.bidirectional_prompt = False
-                causal = model(cur[i:i + 1], tgt[i:i + 1], seq)[0]
+                causal = model(cur[i:i + 1], tgt[i:i + 1], seq, prompt_lengths=lengths[i:i + 1])[0]
                 model.config.bidirectional_prompt = True
-                assert (causal[len(ctx)] - full[len(ctx)]).abs().max() > 1e-3
+                assert (causal[len(ctx)][words] - full[len(ctx)][words]).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -136,7 +144,8 @@ def naive_greedy(model, tok, con, context, start, cur, tgt, longest):
     out, logprob = [], 0.0
     state = None if isinstance(start, dict) else start
     for t in range(longest + 1):
-        logits = model(cur, tgt, torch.tensor([context + [EDIT] + out]))[0, -1]
+        logits = model(cur, tgt, torch.tensor([context + [EDIT] + out]),
+                       prompt_lengths=torch.tensor([len(context) + 1]))[0, -1]
         allowed = torch.zeros(tok.vocab_size, dtype=torch.bool)
         if state is None:
             allowed[[tok.pos_offset + k for k, s in start.items()
@@ -154,13 +163,14 @@ def naive_greedy(model, tok, con, context, start, cur, tgt, longest):
     return out, logprob
 
 
-@pytest.mark.parametrize("kind", ["policy", "ar"])
-def test_greedy_decoding_matches_a_naive_token_by_token_decoder(kind):
+@pytest.mark.parametrize("kind,pointer", [("policy", False), ("policy", True), ("ar", False)])
+def test_greedy_decoding_matches_a_naive_token_by_token_decoder(kind, pointer):
     """Cache, groups, dropped rows and tokens the grammar forces (fed without a network call)
-    change nothing: the same edits (programs) and log-probabilities as a full pass per token."""
+    change nothing: the same edits (programs) and log-probabilities as a full pass per token
+    (with the content pointer too: prefill scores <POS k> as the full pass does)."""
     torch.manual_seed(2)
     env = tdlib.make_env("csg2d")
-    config = small_config(kind=kind)
+    config = small_config(kind=kind, pointer_positions=pointer, bidirectional_prompt=pointer)
     tok = Tokenizer(env.grammar, config.max_positions)
     model = EditModel(config).eval()
     decoder = Decoder(model, tok)

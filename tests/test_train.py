@@ -215,3 +215,64 @@ def test_a_briefly_trained_policy_beats_chance_at_one_step_repair(tmp_path):
     reliance = image_reliance(task, trainer.model, 128).set_index("images")
     assert reliance.loc["given", "loss"] < reliance.loc["blank", "loss"] - 0.1, reliance
     assert reliance.loc["given", "loss"] < reliance.loc["other target", "loss"] - 0.1, reliance
+
+
+@pytest.mark.parametrize("kind,env", [("policy", "csg2d"), ("policy", "tinysvg"),
+                                      ("ar", "csg2d"), ("repl", "csg2d")])
+def test_masked_loss_examples_allow_what_the_grammar_allows(kind, env):
+    """Each output token's allowed set holds the token itself; <POS k> may name exactly the
+    node starts of the current program; in CSG2D a shape's first number allows exactly the 16
+    digits, a circle's closing parenthesis is forced, and at the end only <EOS> is left."""
+    model, _, examples = preset("smoke", kind, env)
+    task = make_task(kind, env, model, replace(examples, masked_loss=True), 0)
+    tok = task.tokenizer
+    digits = {tok.stoi[d] for d in "0123456789ABCDEF"} if env == "csg2d" else set()
+    for i in range(40):
+        item = task.example(i)
+        output = item["tokens"][item["loss_from"] + 1:]
+        allowed = item["allowed"]
+        assert allowed.shape == (len(output), tok.vocab_size)
+        assert all(allowed[j, t] for j, t in enumerate(output))
+        assert set(np.flatnonzero(allowed[-1])) == {tdlib.tokens.EOS}
+        if kind == "policy":
+            current = tok.decode_program(item["tokens"][:item["loss_from"]])
+            starts = {loc.token_start for loc in tdlib.SyntaxTree(current, task.env.grammar).nodes}
+            assert {t - tok.pos_offset for t in np.flatnonzero(allowed[0])} == starts
+        if env == "csg2d" and kind != "repl":
+            for j, t in enumerate(output):
+                previous = output[j - 1] if j else None
+                if previous in (tok.stoi["Circle"], tok.stoi["Quad"]):
+                    assert set(np.flatnonzero(allowed[j])) == digits, tok.itos[t]
+                if t == tok.stoi[")"] and j and output[j - 1] in digits:
+                    assert set(np.flatnonzero(allowed[j])) == {t}
+    batch = task.collate([task.example(i) for i in range(4)])
+    assert batch["allowed"].shape[0] == int((batch["targets"] != -100).sum())
+
+
+def test_masked_loss_and_pointer_train(tmp_path):
+    """A smoke policy with the masked loss and the content pointer trains, checkpoints and
+    reloads (the pointer's weights included)."""
+    model, train, examples = preset("smoke", "policy", "csg2d")
+    model = replace(model, pointer_positions=True, bidirectional_prompt=True)
+    task = make_task("policy", "csg2d", model, replace(examples, masked_loss=True), 0)
+    trainer = Trainer(task, replace(train, steps=30), tmp_path, progress=False)
+    trainer.fit()
+    log = np.genfromtxt(tmp_path / "train_log.csv", delimiter=",", names=True)
+    assert np.isfinite(log["loss"]).all() and log["loss"][-2:].mean() < log["loss"][:2].mean()
+    loaded, _ = checkpoint.load_model(tmp_path)
+    assert torch.equal(loaded.pointer_key.weight, trainer.model.pointer_key.weight)
+
+
+def test_a_time_limit_stops_at_a_step_and_resume_adds_up_the_time(tmp_path):
+    first = smoke_trainer(tmp_path, steps=10_000, checkpoint_every=10_000, eval_every=10_000)
+    first.fit(max_seconds=0.5)
+    assert 0 < first.step < 10_000 and first.seconds >= 0.5
+    record = json.loads((tmp_path / "model.json").read_text())
+    assert record["step"] == first.step and record["train_seconds"] == pytest.approx(first.seconds, abs=0.1)
+    evals = np.genfromtxt(tmp_path / "eval_log.csv", delimiter=",", names=True)
+    assert int(np.atleast_1d(evals["step"])[-1]) == first.step  # evaluated when time was up
+    second = smoke_trainer(tmp_path, steps=10_000, checkpoint_every=10_000, eval_every=10_000,
+                           resume=True)
+    assert second.step == first.step and second.seconds == pytest.approx(first.seconds, abs=0.1)
+    second.fit(max_seconds=0.3)
+    assert second.step > first.step and second.seconds >= first.seconds + 0.3

@@ -176,6 +176,35 @@ one_step = pd.DataFrame(rows)
 one_step["value"] = one_step["value"].round(3)
 save_table(one_step, "one_step", index=False)
 one_step"""),
+md(r"""## 5. Recipes at equal CPU time
+
+How much a policy learns per CPU-hour is the question on two cores (the paper trained for 3 days on
+an A6000). `tools/policy_ab.py` trains a recipe for a fixed number of minutes on the shared
+learning-rate schedule, from the same commit, and evaluates one greedy edit on the same 256 held-out
+1- and 2-mutation problems along the way; every run is a row of `results/tables/recipe_runs.csv`
+and its evaluations are `results/tables/recipe_curves.csv`. Held-out losses under the grammar mask
+(`loss_masked`) are a softmax over the allowed tokens only, so they are lower by construction and
+not comparable with unmasked ones; the solve rates are."""),
+code(r"""from tdlib.plotting import project_root
+tables = project_root() / "results" / "tables"  # the committed runs (read, never rewritten here)
+if (tables / "recipe_runs.csv").exists():
+    display(pd.read_csv(tables / "recipe_runs.csv"))
+if (tables / "recipe_curves.csv").exists():
+    curves = pd.read_csv(tables / "recipe_curves.csv")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for recipe, curve in curves.groupby("recipe", sort=False):
+        axes[0].plot(curve["train_minutes"], 100 * curve["solve_1"], "o-", ms=3, label=wrap(recipe, 48))
+        axes[1].plot(curve["examples_seen"] / 1e6, 100 * curve["solve_1"], "o-", ms=3)
+    axes[0].set_xlabel("training minutes (2-core CPU)")
+    axes[1].set_xlabel("examples seen (millions)")
+    for ax in axes:
+        ax.set_ylabel("1-mutation problems solved by one edit (%)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    savefig(fig, "recipe_curves")
+else:
+    print("no recipe runs recorded yet")"""),
 ]
 nb = nbf.v4.new_notebook(cells=cells, metadata={
     "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},

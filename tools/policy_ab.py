@@ -1,20 +1,24 @@
-"""Short A/B runs of cpu-preset policy variants: train, then measure what they read from images.
+"""Recipe runs of cpu-preset policy variants at a fixed CPU budget, recorded for comparison.
 
-    python tools/policy_ab.py runs/ab_base 3000
-    python tools/policy_ab.py runs/ab_bidir 3000 bidirectional_prompt=True prefix_norm=True
-    python tools/policy_ab.py runs/ab_tokens16 3000 prefix_tokens=16 encoder_stride=16
-    python tools/policy_ab.py runs/s1_hour 56000 encoder="'nf_micro'" d_model=64 n_layers=2 \
-        --eval-every 8000
+    python tools/policy_ab.py runs/base --name base --steps 400000 --minutes 30
+    python tools/policy_ab.py runs/ptr --name pointer --steps 400000 --minutes 30 \
+        pointer_positions=True bidirectional_prompt=True examples.masked_loss=True
+    python tools/policy_ab.py runs/ptr --name pointer --steps 400000 --minutes 60 --resume
 
 Each ``key=value`` overrides a field of the cpu preset's ModelConfig (Python literals);
-``examples.key=value`` one of its ExampleConfig (e.g. ``examples.max_noise_steps=1``).  The run
-evaluates at the end, or every ``--eval-every`` steps (one greedy edit on 256 held-out 1- and
-2-mutation problems, and a checkpoint), and prints
-:func:`tdlib.evaluate.image_reliance` on 512 held-out examples.
+``examples.key=value`` one of its ExampleConfig, ``train.key=value`` one of its TrainConfig.
+``--steps`` sets the length of the learning-rate schedule: runs compared at equal minutes share
+it, so that the comparison is of what each learns in the same time on the same schedule.  The
+run evaluates every ``--eval-every`` steps and when its time is up (one greedy edit on 256
+held-out 1- and 2-mutation problems), then measures :func:`tdlib.evaluate.image_reliance` on
+512 held-out examples and appends a row to ``results/tables/recipe_runs.csv`` (recipe,
+minutes, examples seen, held-out loss, one-edit solve rates, image-reliance gap), and its
+evaluations along the way to ``results/tables/recipe_curves.csv`` (the learning curves).
 """
 
 import argparse
 import ast
+import csv
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,34 +27,75 @@ from tdlib.presets import preset
 from tdlib.tasks import make_task
 from tdlib.train import Trainer
 
+TABLES = Path(__file__).resolve().parents[1] / "results" / "tables"
+RUNS_TABLE = TABLES / "recipe_runs.csv"
+CURVES_TABLE = TABLES / "recipe_curves.csv"
+
+
+def record_run(row: dict, table: Path = RUNS_TABLE) -> None:
+    new = not table.exists()
+    with open(table, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def record_curve(recipe: str, eval_log: Path, table: Path = CURVES_TABLE) -> None:
+    """Replace the recipe's rows of the learning-curve table by its run's evaluations."""
+    import pandas as pd
+    curve = pd.read_csv(eval_log)
+    curve.insert(0, "recipe", recipe)
+    if table.exists():
+        old = pd.read_csv(table)
+        curve = pd.concat([old[old["recipe"] != recipe], curve], ignore_index=True)
+    curve.to_csv(table, index=False)
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("out", help="checkpoint folder (must not exist)")
-    parser.add_argument("steps", type=int)
+    parser.add_argument("out", help="checkpoint folder (new, or with --resume an existing one)")
     parser.add_argument("overrides", nargs="*",
-                        help="ModelConfig field=value, or examples.field=value")
+                        help="ModelConfig field=value, examples.field=value or train.field=value")
+    parser.add_argument("--name", required=True, help="the recipe's name in recipe_runs.csv")
+    parser.add_argument("--steps", type=int, required=True, help="length of the lr schedule")
+    parser.add_argument("--minutes", type=float, help="train this long in this call")
+    parser.add_argument("--resume", action="store_true")
     parser.add_argument("--env", default="csg2d")
-    parser.add_argument("--eval-every", type=int, default=None,
-                        help="evaluate and checkpoint every N steps (default: once, at the end)")
-    args = parser.parse_args()
-    if Path(args.out).exists():
-        parser.error(f"{args.out} exists; choose a new folder")
+    parser.add_argument("--eval-every", type=int, default=4000)
+    args = parser.parse_intermixed_args()
+    if Path(args.out).exists() and not args.resume:
+        parser.error(f"{args.out} exists; choose a new folder or pass --resume")
     model, train, examples = preset("cpu", "policy", args.env)
     fields = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.overrides)}
-    model = replace(model, **{k: v for k, v in fields.items() if not k.startswith("examples.")})
-    examples = replace(examples, **{k.split(".", 1)[1]: v for k, v in fields.items()
-                                    if k.startswith("examples.")})
-    every = args.eval_every or args.steps
-    train = replace(train, steps=args.steps, eval_every=every, eval_problems=256,
-                    checkpoint_every=every)
+
+    def section(prefix):
+        return {k.split(".", 1)[1]: v for k, v in fields.items() if k.startswith(prefix + ".")}
+
+    model = replace(model, **{k: v for k, v in fields.items() if "." not in k})
+    examples = replace(examples, **section("examples"))
+    train = replace(train, steps=args.steps, eval_every=args.eval_every, eval_problems=256,
+                    checkpoint_every=1000, **section("train"))
     task = make_task("policy", args.env, model, examples, train.seed)
-    trainer = Trainer(task, train, args.out, progress=True,
-                      command="python tools/policy_ab.py " + " ".join([args.out, str(args.steps)]
-                                                                      + args.overrides))
-    trainer.fit()
+    trainer = Trainer(task, train, args.out, resume=args.resume, progress=True,
+                      command="python tools/policy_ab.py " + " ".join(
+                          [args.out, "--name", args.name, "--steps", str(args.steps)]
+                          + args.overrides))
+    trainer.fit(max_seconds=None if args.minutes is None else 60 * args.minutes)
     print((trainer.out / "eval_log.csv").read_text())
-    print(image_reliance(task, trainer.model, 512).round(3).to_string(index=False))
+    reliance = image_reliance(task, trainer.model, 512).set_index("images")
+    print(reliance.round(3).to_string())
+    import pandas as pd
+    last = pd.read_csv(trainer.out / "eval_log.csv").iloc[-1]
+    record_curve(args.name, trainer.out / "eval_log.csv")
+    record_run({"recipe": args.name, "folder": args.out, "minutes": round(trainer.seconds / 60, 1),
+                "step": trainer.step, "examples_seen": trainer.step * train.batch_size,
+                "heldout_loss": round(reliance.loc["given", "loss"], 4),
+                "loss_masked": examples.masked_loss,  # a loss over allowed tokens only is lower
+                "solve_1": last["solve_1"], "solve_2": last["solve_2"],
+                "reliance_gap_blank": round(reliance.loc["blank", "loss"]
+                                            - reliance.loc["given", "loss"], 4),
+                "overrides": " ".join(args.overrides)})
 
 
 if __name__ == "__main__":

@@ -1,0 +1,262 @@
+"""The paper's main experiment: every method on the same test problems at the same budget.
+
+``tdlib evaluate --env csg2d --method td-search --testset results/testsets/csg2d_hard.jsonl
+--budget 5000 --seed 0 -o results/eval/td_search_hard_s0.csv`` writes one row per problem:
+index, solved, expansions to solve (empty if unsolved), expansions spent, lowest pixel error
+reached, best program, seconds.  Rows are appended as problems finish, so Ctrl-C keeps them, and
+``--resume`` skips the problems a file already holds.  The models default to the shipped
+checkpoints of the language (``results/checkpoints/<env>_policy`` etc.).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tdlib import search
+
+METHODS = ("td-search", "td-rollout", "ar", "repl", "random-search")
+SCORES = ("value", "logprob", "pixel")
+FIELDS = ("index", "solved", "expansions", "spent", "best_error", "best_program", "seconds")
+# The models each method needs (td-search also needs a value network when scored by value).
+NEEDS = {"td-search": ("policy", "ar"), "td-rollout": ("policy", "ar"), "ar": ("ar",),
+         "repl": ("repl",), "random-search": ("ar",)}
+
+
+@dataclass
+class SearchConfig:
+    """One method's settings (defaults: the paper's, REFERENCE.md §3)."""
+
+    method: str = "td-search"
+    budget: int = 5000
+    seed: int = 0
+    score: str = "value"
+    beam: int = 64
+    k: int = 3  # edits proposed per kept program
+    temperature: float = 1.0  # for proposed edits and sampled programs
+    starts: int = 1  # AR programs the search starts from (1: the greedy one, as the paper)
+    chains: int = 32  # td-rollout
+    max_steps: int = 100  # td-rollout
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; methods: {', '.join(METHODS)}")
+        if self.score not in SCORES:
+            raise ValueError(f"unknown score {self.score!r}; scores: {', '.join(SCORES)}")
+        if self.method == "random-search" and self.score == "logprob":
+            raise ValueError("random-search proposes no log-probabilities: score by value or pixel")
+
+
+def default_model_folder(env_name: str, kind: str) -> Path:
+    from tdlib.presets import SHIPPED_MODELS, shipped_folder
+    name = f"{env_name}_{kind}"
+    if name not in SHIPPED_MODELS:  # csg2d-sketch has no value or REPL model of its own
+        name = f"csg2d_{kind}"
+    return shipped_folder(name)
+
+
+class Models:
+    """The networks of one evaluation, loaded on first use (``folders``: kind -> checkpoint)."""
+
+    def __init__(self, env, folders: dict | None = None, device: str = "cpu"):
+        self.env, self.device = env, device
+        self.folders = {k: Path(v) for k, v in (folders or {}).items() if v}
+        self._loaded: dict = {}
+
+    def model(self, kind: str):
+        if kind not in self._loaded:
+            from tdlib.checkpoint import load_model
+            folder = self.folders.get(kind) or default_model_folder(self.env.name, kind)
+            self._loaded[kind] = load_model(folder, self.device, kind=kind)[0]
+        return self._loaded[kind]
+
+    def decoder(self, kind: str):
+        key = ("decoder", kind)
+        if key not in self._loaded:
+            from tdlib.decode import Decoder
+            from tdlib.tokens import Tokenizer
+            model = self.model(kind)
+            self._loaded[key] = Decoder(model, Tokenizer(self.env.grammar,
+                                                         model.config.max_positions))
+        return self._loaded[key]
+
+
+def problem_seed(config: SearchConfig, index: int) -> int:
+    """The seed of one problem's search: distinct per (seed, method, problem)."""
+    return zlib.crc32(f"{config.seed}:{config.method}:{index}".encode())
+
+
+def observation(env, problem: dict, size: int) -> torch.Tensor:
+    """``1 x C x size x size``: what the models see of a test problem's target (a sketch for
+    CSG2D-Sketch, drawn from the problem's own seed)."""
+    image = env.observe(env.parse(problem["program"]), random.Random(problem["seed"]), size)
+    return torch.from_numpy(image).permute(2, 0, 1)[None].contiguous()
+
+
+def solve(env, problem: dict, models: Models, config: SearchConfig) -> search.Outcome:
+    """Run one method on one test problem."""
+    began = time.perf_counter()
+    seed = problem_seed(config, int(problem["index"]))
+    torch.manual_seed(seed)
+    expansions = search.Expansions(env, env.parse(problem["program"]), config.budget)
+    method = config.method
+    if method == "repl":
+        decoder = models.decoder("repl")
+        outcome = search.repl_rollouts(expansions, decoder, observation(
+            env, problem, decoder.config.image_size), temperature=config.temperature, seed=seed)
+        outcome.seconds = time.perf_counter() - began
+        return outcome
+    ar = models.decoder("ar")
+    target = observation(env, problem, ar.config.image_size)
+    if method == "ar":
+        outcome = search.rejection(expansions, ar, target, temperature=config.temperature,
+                                   seed=seed)
+        outcome.seconds = time.perf_counter() - began
+        return outcome
+    starts = ar_starts(env, ar, target, config.starts, seed)
+    if method == "random-search":
+        propose = search.RandomEdits(env, seed)
+    else:
+        policy = models.decoder("policy")
+        target = observation(env, problem, policy.config.image_size)
+        propose = search.PolicyEdits(policy, env, target, config.temperature, seed)
+    if method == "td-rollout":
+        outcome = search.rollouts(expansions, starts, propose, config.chains, config.max_steps)
+    else:
+        outcome = search.beam_search(expansions, starts, propose,
+                                     make_score(config.score, env, models, problem),
+                                     config.beam, config.k)
+    outcome.seconds = time.perf_counter() - began
+    return outcome
+
+
+def ar_starts(env, ar, target: torch.Tensor, n: int, seed: int) -> list:
+    """The greedy AR program, then (for ``n > 1``) distinct programs sampled at T = 1."""
+    from tdlib.tree import SyntaxTree
+    programs = [SyntaxTree(ar.programs(target)[0][0], env.grammar)]
+    if n > 1:
+        generator = torch.Generator().manual_seed(seed)
+        for node, _ in ar.programs(target, 1.0, generator, samples=n - 1):
+            programs.append(SyntaxTree(node, env.grammar))
+    return programs
+
+
+def make_score(name: str, env, models: Models, problem: dict):
+    if name == "logprob":
+        return search.LogprobScore()
+    kind = "value" if name == "value" else "policy"
+    size = models.model(kind).config.image_size
+    target = observation(env, problem, size)
+    if name == "value":
+        return search.ValueScore(models.model("value"), env, target)
+    return search.PixelScore(env, target)
+
+
+def finished_indices(path: Path) -> set[int]:
+    if not path.exists() or not path.stat().st_size:
+        return set()
+    with open(path) as f:
+        return {int(row["index"]) for row in csv.DictReader(f)}
+
+
+def evaluate_testset(testset: str | Path, config: SearchConfig, out: str | Path,
+                     models: Models | None = None, limit: int | None = None,
+                     resume: bool = False, progress: bool = True) -> Path:
+    """Run ``config`` on every problem of a test set (the first ``limit``), one CSV row each."""
+    from tqdm.auto import tqdm
+    from tdlib import testsets
+    from tdlib.env import make_env
+    header, problems = testsets.load(testset)
+    env = make_env(header["spec"]["env"])
+    models = models or Models(env)
+    problems = problems[:limit] if limit is not None else problems
+    out = Path(out)
+    if out.exists() and out.stat().st_size and not resume:
+        raise FileExistsError(f"{out} exists; pass --resume to continue it or choose another file")
+    done = finished_indices(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    todo = [p for p in problems if int(p["index"]) not in done]
+    with open(out, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        if not done:
+            writer.writeheader()
+        solved, total = 0, 0
+        bar = tqdm(todo, disable=not progress, desc=f"{config.method} {env.name}",
+                   dynamic_ncols=True)
+        for problem in bar:
+            outcome = solve(env, problem, models, config)
+            writer.writerow({"index": problem["index"], "solved": int(outcome.solved),
+                             "expansions": outcome.expansions if outcome.solved else "",
+                             "spent": outcome.expansions, "best_error": f"{outcome.best_error:.6f}",
+                             "best_program": outcome.best_program,
+                             "seconds": f"{outcome.seconds:.2f}"})
+            f.flush()
+            solved, total = solved + outcome.solved, total + 1
+            bar.set_postfix(solved=f"{solved}/{total}")
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tdlib evaluate",
+        description="Run one search method on a test set at a budget of node expansions "
+                    "(distinct programs compiled and goal-checked); one CSV row per problem.",
+        epilog="Example:\n  tdlib evaluate --method td-search --testset "
+               "results/testsets/csg2d_hard.jsonl --budget 5000 --seed 0 --limit 32 "
+               "-o results/eval/td_search_hard_s0.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", required=True, choices=METHODS)
+    parser.add_argument("--testset", required=True, help="a test-set file (tdlib testset)")
+    parser.add_argument("--env", help="checked against the test set's language if given")
+    parser.add_argument("--budget", type=int, default=5000, help="node expansions (5000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, help="only the first N problems")
+    parser.add_argument("--score", default="value", choices=SCORES,
+                        help="how td-search / random-search rank the beam (value)")
+    parser.add_argument("--beam", type=int, default=64)
+    parser.add_argument("-k", type=int, default=3, help="edits proposed per kept program (3)")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--starts", type=int, default=1, help="AR programs to start from (1)")
+    for kind in ("policy", "value", "ar", "repl"):
+        parser.add_argument(f"--{kind}", help=f"{kind} checkpoint folder (default: shipped)")
+    parser.add_argument("-o", "--output", required=True, help="CSV file to write")
+    parser.add_argument("--resume", action="store_true", help="continue an existing file")
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from tdlib import testsets
+    from tdlib.env import make_env
+    try:
+        config = SearchConfig(args.method, args.budget, args.seed, args.score, args.beam, args.k,
+                              args.temperature, args.starts)
+        header, _ = testsets.load(args.testset)
+        env = make_env(header["spec"]["env"])
+        if args.env and args.env != env.name:
+            raise ValueError(f"{args.testset} is a {env.name} test set, not {args.env}")
+        models = Models(env, {k: getattr(args, k) for k in ("policy", "value", "ar", "repl")})
+        evaluate_testset(args.testset, config, args.output, models, args.limit, args.resume,
+                         not args.no_progress)
+    except (ValueError, FileExistsError, FileNotFoundError) as err:
+        print(f"tdlib evaluate: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; finished rows are in {args.output} (--resume continues)",
+              file=sys.stderr)
+        return 130
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

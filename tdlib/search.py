@@ -1,0 +1,269 @@
+"""Search for a program that draws a target (paper §3.3, §4.2, Appendix F), and its baselines.
+
+Every method shares one accounting, :class:`Expansions`: a *node expansion* is one distinct
+program compiled and goal-checked against the target (the paper's "number of compilations
+needed").  Each new program is checked as soon as it is made, the start programs included, and a
+method stops at its first solution or when the budget is spent.
+
+* :func:`beam_search` (TD search): from start programs, a beam of ``beam`` programs; each kept
+  program proposes ``k`` edits; every never-seen program is checked; the beam keeps the best
+  new programs by a score (lower is better).  The proposer is the policy (:class:`PolicyEdits`),
+  random small mutations (:class:`RandomEdits`, the random-mutation baseline: what the policy
+  adds over it is what it has learned) or an oracle (:class:`OracleEdits`, for tests).  Scores:
+  :class:`ValueScore` (the paper), :class:`LogprobScore` (the public code: summed log-probability
+  of the chosen positions along the path), :class:`PixelScore` (render distance, an ablation).
+* :func:`rollouts` (the policy alone): parallel chains, one sampled edit per step each.
+* :func:`rejection` (CSGNet / AR baseline): whole programs sampled from the autoregressive model.
+* :func:`repl_rollouts` (REPL Flow, CSG2D): shape-by-shape roll-outs; every rendered partial
+  program is one expansion.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tdlib.tree import SyntaxTree
+
+
+@dataclass
+class Outcome:
+    """How one search on one problem ended."""
+
+    solved: bool
+    expansions: int  # programs checked: to the solution if solved, else all that were spent
+    best_error: float  # lowest mean absolute pixel difference to the target reached
+    best_program: str
+    seconds: float = 0.0
+
+
+class Expansions:
+    """Distinct programs compiled and goal-checked against ``target`` (a program, judged on its
+    clean render at the language's default size), at most ``budget`` of them."""
+
+    def __init__(self, env, target, budget: int = 5000):
+        if budget < 1:
+            raise ValueError(f"the budget must be at least 1 expansion, not {budget}")
+        self.env, self.budget = env, budget
+        self.target_image = env.render(target)
+        self.seen: set[str] = set()
+        self.spent = 0
+        self.solved_at: int | None = None
+        self.solution: SyntaxTree | None = None
+        self.best_error, self.best_program = float("inf"), ""
+
+    @property
+    def done(self) -> bool:
+        return self.solved_at is not None or self.spent >= self.budget
+
+    def check(self, tree: SyntaxTree) -> bool:
+        """Count and goal-check ``tree`` if it is new and the search is not done; True if it was
+        (a new program the search may go on from)."""
+        if self.done:
+            return False
+        text = str(tree)
+        if text in self.seen:
+            return False
+        self.seen.add(text)
+        self.spent += 1
+        image = self.env.render(tree)
+        error = float(np.abs(image - self.target_image).mean())
+        if error < self.best_error:
+            self.best_error, self.best_program = error, text
+        if self.env.is_solved(image, self.target_image):
+            self.solved_at, self.solution = self.spent, tree
+            self.best_error, self.best_program = error, text
+        return True
+
+    def outcome(self, seconds: float = 0.0) -> Outcome:
+        solved = self.solved_at is not None
+        return Outcome(solved, self.solved_at if solved else self.spent, self.best_error,
+                       self.best_program, seconds)
+
+
+def model_images(env, programs, size: int) -> torch.Tensor:
+    """``B x C x size x size`` clean renders, as the networks read them."""
+    return torch.from_numpy(np.stack([env.render(p, size) for p in programs])).permute(0, 3, 1, 2)
+
+
+# ------------------------------------------------------------------ proposers
+class PolicyEdits:
+    """``k`` edits per program sampled from the tree-diffusion policy at ``temperature``."""
+
+    def __init__(self, decoder, env, target_observation: torch.Tensor, temperature: float = 1.0,
+                 seed: int = 0):
+        self.decoder, self.env = decoder, env
+        self.target = target_observation  # 1 x C x H x W, what the model sees of the target
+        self.size = target_observation.shape[-1]
+        self.temperature = temperature
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, trees: list[SyntaxTree], k: int):
+        """Per proposal: (index of its program, new program, log-probability of its position)."""
+        current = model_images(self.env, trees, self.size)
+        target = self.target.expand(len(trees), *self.target.shape[1:])
+        edits = self.decoder.edits(trees, current, target, self.temperature, self.generator, k)
+        return [(i // k, edit.apply(trees[i // k]), decoded.first_logprob)
+                for i, (edit, decoded) in enumerate(edits)]
+
+
+class RandomEdits:
+    """``k`` random small mutations per program (the noising process itself)."""
+
+    def __init__(self, env, seed: int = 0):
+        self.env, self.rng = env, random.Random(seed)
+
+    def __call__(self, trees, k):
+        return [(i, self.env.mutate(tree, self.rng), 0.0) for i, tree in enumerate(trees)
+                for _ in range(k)]
+
+
+class OracleEdits:
+    """The next edit of Algorithm 1's path from each program to the true one (tests)."""
+
+    def __init__(self, env, truth, seed: int = 0):
+        from tdlib.paths import first_edit
+        self.first_edit, self.env = first_edit, env
+        self.truth, self.rng = env.tree(truth), random.Random(seed)
+
+    def __call__(self, trees, k):
+        out = []
+        for i, tree in enumerate(trees):
+            edit = self.first_edit(tree, self.truth, self.rng)
+            if edit is not None:
+                out.append((i, edit.apply(tree), 0.0))
+        return out
+
+
+# -------------------------------------------------------------------- scores
+class ValueScore:
+    """The value network's predicted edits left to the target (the paper's beam order)."""
+
+    def __init__(self, value_model, env, target_observation: torch.Tensor):
+        self.model, self.env, self.target = value_model, env, target_observation
+        self.size = target_observation.shape[-1]
+
+    @torch.no_grad()
+    def __call__(self, trees, parents_scores, logprobs) -> np.ndarray:
+        current = model_images(self.env, trees, self.size)
+        target = self.target.expand(len(trees), *self.target.shape[1:])
+        device = next(self.model.parameters()).device
+        return self.model(current.to(device), target.to(device)).float().cpu().numpy()
+
+
+class LogprobScore:
+    """Minus the summed log-probability of the chosen positions along the path (public code)."""
+
+    def __call__(self, trees, parents_scores, logprobs) -> np.ndarray:
+        return np.asarray(parents_scores, float) - np.asarray(logprobs, float)
+
+
+class PixelScore:
+    """Mean absolute pixel difference between a program's render and the target observation
+    (at the model's size): a render-distance score that needs no network."""
+
+    def __init__(self, env, target_observation: torch.Tensor):
+        self.env = env
+        self.target = target_observation[0].permute(1, 2, 0).numpy()
+        self.size = self.target.shape[0]
+
+    def __call__(self, trees, parents_scores, logprobs) -> np.ndarray:
+        return np.array([np.abs(self.env.render(t, self.size) - self.target).mean() for t in trees])
+
+
+# ------------------------------------------------------------------- methods
+def beam_search(expansions: Expansions, starts, propose, score, beam: int = 64, k: int = 3,
+                patience: int = 3) -> Outcome:
+    """TD search (see the module docstring).  Stops at a solution, at the budget, or after
+    ``patience`` rounds in a row that made no new program."""
+    frontier, scores = [], []
+    for tree in starts:
+        if expansions.check(tree):
+            frontier.append(tree)
+    scores = [0.0] * len(frontier)
+    stalled = 0
+    while frontier and not expansions.done:
+        new, parents, logprobs = [], [], []
+        for parent, tree, logprob in propose(frontier, k):
+            if expansions.check(tree):
+                new.append(tree)
+                parents.append(scores[parent])
+                logprobs.append(logprob)
+            if expansions.done:
+                return expansions.outcome()
+        if not new:
+            stalled += 1
+            if stalled >= patience:
+                break
+            continue
+        stalled = 0
+        values = score(new, parents, logprobs)
+        keep = np.argsort(values, kind="stable")[:beam]
+        frontier, scores = [new[i] for i in keep], [float(values[i]) for i in keep]
+    return expansions.outcome()
+
+
+def rollouts(expansions: Expansions, starts, propose, chains: int = 32,
+             max_steps: int = 100) -> Outcome:
+    """``chains`` parallel chains from the start programs (cycled), one proposed edit per
+    step each; a chain goes on from its new program whether or not it was seen before."""
+    starts = list(starts)
+    for tree in starts:
+        expansions.check(tree)
+    if expansions.done or not starts:
+        return expansions.outcome()
+    current = [starts[i % len(starts)] for i in range(chains)]
+    for _ in range(max_steps):
+        proposals = propose(current, 1)
+        for parent, tree, _ in proposals:
+            expansions.check(tree)
+            current[parent] = tree
+            if expansions.done:
+                return expansions.outcome()
+    return expansions.outcome()
+
+
+def rejection(expansions: Expansions, decoder, target_observation: torch.Tensor,
+              batch: int = 64, temperature: float = 1.0, seed: int = 0,
+              max_rounds: int | None = None) -> Outcome:
+    """Whole programs sampled from the autoregressive model, ``batch`` per call, until a
+    solution, the budget, or ``max_rounds`` calls (default: enough for 4x the budget)."""
+    generator = torch.Generator().manual_seed(seed)
+    env = expansions.env
+    rounds = max_rounds if max_rounds is not None else 4 * expansions.budget // batch + 1
+    for _ in range(rounds):
+        for node, _ in decoder.programs(target_observation, temperature, generator, batch):
+            expansions.check(SyntaxTree(node, env.grammar))
+            if expansions.done:
+                return expansions.outcome()
+    return expansions.outcome()
+
+
+def repl_rollouts(expansions: Expansions, decoder, target_observation: torch.Tensor,
+                  batch: int = 32, max_shapes: int = 8, temperature: float = 1.0,
+                  seed: int = 0, max_rounds: int | None = None) -> Outcome:
+    """REPL Flow as plain roll-outs: ``batch`` sampled shape-by-shape roll-outs per round; each
+    rendered partial program is one expansion (the REPL compiles every step)."""
+    from tdlib.repl import REPLSteps
+    env = expansions.env
+    steps = REPLSteps(env.grammar)
+    generator = torch.Generator().manual_seed(seed)
+    size = target_observation.shape[-1]
+    target = target_observation.expand(batch, *target_observation.shape[1:])
+    rounds = max_rounds if max_rounds is not None else 4 * expansions.budget // batch + 1
+    for _ in range(rounds):
+        shapes = [[] for _ in range(batch)]
+        for n in range(max_shapes):
+            current, contexts = steps.seen_batch(env, shapes, size, decoder.tok)
+            start = steps.start_state(decoder.constraint, first=n == 0)
+            decoded = decoder.sequences(current, target, contexts, [start] * batch,
+                                        temperature, generator)
+            for i, d in enumerate(decoded):
+                shapes[i].append(steps.decode_step(decoder.tok, d.tokens, first=n == 0))
+                expansions.check(SyntaxTree(steps.fold(shapes[i]), env.grammar))
+                if expansions.done:
+                    return expansions.outcome()
+    return expansions.outcome()

@@ -1,0 +1,157 @@
+"""Search: one accounting for every method, checked with an oracle policy and random edits."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import tdlib
+from tdlib.paths import edit_path
+from tdlib.search import (Expansions, OracleEdits, PixelScore, RandomEdits, beam_search,
+                          model_images, rollouts)
+
+
+def problems(env_name, n, seed=0):
+    env = tdlib.make_env(env_name)
+    r = random.Random(seed)
+    return env, [(env.sample(r, 2, 6), env.sample(r, 1, 4)) for _ in range(n)]
+
+
+class CountingEnv:
+    """An env whose renders are counted, to see that every expansion is goal-checked."""
+
+    def __init__(self, env):
+        self.env, self.renders, self.checks = env, 0, 0
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+    def render(self, program, size=None):
+        self.renders += 1
+        return self.env.render(program, size)
+
+    def is_solved(self, image, target):
+        self.checks += 1
+        return self.env.is_solved(image, target)
+
+
+@pytest.mark.parametrize("env_name", ["csg2d", "tinysvg"])
+@pytest.mark.parametrize("method", ["beam", "rollouts"])
+def test_an_oracle_policy_solves_every_problem_within_its_path_length(env_name, method):
+    """With the next step of Algorithm 1's path as the policy, the search reaches the target
+    in at most (path length + the start) expansions: the accounting and goal checks are right."""
+    env, pairs = problems(env_name, 6)
+    for i, (truth, start) in enumerate(pairs):
+        length = len(edit_path(start, truth, random.Random(i))) - 1
+        expansions = Expansions(env, truth, budget=1000)
+        oracle = OracleEdits(env, truth, seed=i)
+        if method == "beam":
+            target = model_images(env, [truth], 32)
+            outcome = beam_search(expansions, [start], oracle, PixelScore(env, target), beam=4)
+        else:
+            outcome = rollouts(expansions, [start], oracle, chains=1, max_steps=100)
+        assert outcome.solved, (str(truth), str(start))
+        assert outcome.expansions <= length + 1
+        assert env.is_solved(env.render(env.parse(outcome.best_program)), env.render(truth))
+        assert outcome.best_error == pytest.approx(
+            np.abs(env.render(env.parse(outcome.best_program)) - env.render(truth)).mean())
+
+
+def test_the_start_counts_and_a_solved_start_stops_at_once():
+    env, [(truth, _)] = problems("csg2d", 1)
+    expansions = Expansions(env, truth, budget=10)
+    outcome = beam_search(expansions, [truth], RandomEdits(env), lambda t, s, l: np.zeros(len(t)))
+    assert outcome.solved and outcome.expansions == 1
+
+
+@pytest.mark.parametrize("budget", [1, 7, 50])
+def test_the_budget_is_never_exceeded_nothing_counts_twice_and_everything_is_checked(budget):
+    counting = CountingEnv(tdlib.make_env("csg2d"))
+    _, [(truth, start)] = problems("csg2d", 1, seed=5)
+    expansions = Expansions(counting, truth, budget=budget)
+    target = model_images(counting.env, [truth], 32)
+    outcome = beam_search(expansions, [start], RandomEdits(counting.env, seed=1),
+                          PixelScore(counting.env, target), beam=8, k=3)
+    assert outcome.expansions == expansions.spent <= budget
+    assert len(expansions.seen) == expansions.spent  # each distinct program once
+    assert counting.checks == expansions.spent  # every counted program was goal-checked
+    if not outcome.solved:
+        assert expansions.spent == budget
+
+
+def test_the_same_seed_gives_the_same_search_and_others_differ():
+    env, [(truth, start)] = problems("csg2d", 1, seed=9)
+    target = model_images(env, [truth], 32)
+
+    def run(seed):
+        expansions = Expansions(env, truth, budget=200)
+        beam_search(expansions, [start], RandomEdits(env, seed), PixelScore(env, target), beam=8)
+        return sorted(expansions.seen), expansions.outcome()
+
+    assert run(3) == run(3)
+    assert run(3)[0] != run(4)[0]
+
+
+def test_a_bad_budget_is_refused():
+    env, [(truth, _)] = problems("csg2d", 1)
+    with pytest.raises(ValueError, match="budget"):
+        Expansions(env, truth, budget=0)
+
+
+# ------------------------------------------------------------- tdlib evaluate
+import csv  # noqa: E402
+
+from tdlib.experiment import SearchConfig, evaluate_testset, main as evaluate_main  # noqa: E402
+from tdlib.plotting import project_root  # noqa: E402
+from tdlib.presets import shipped_folder  # noqa: E402
+
+HARD = project_root() / "results" / "testsets" / "csg2d_hard.jsonl"
+
+
+def rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("method,score", [("td-search", "value"), ("td-search", "logprob"),
+                                          ("td-rollout", "value"), ("ar", "value"),
+                                          ("repl", "value"), ("random-search", "pixel")])
+def test_every_method_runs_on_shipped_models_within_budget_and_follows_its_seed(
+        tmp_path, method, score):
+    config = SearchConfig(method, budget=12, score=score, beam=4, chains=4)
+    a = evaluate_testset(HARD, config, tmp_path / "a.csv", limit=2, progress=False)
+    b = evaluate_testset(HARD, config, tmp_path / "b.csv", limit=2, progress=False)
+    ra, rb = rows(a), rows(b)
+    assert [r["index"] for r in ra] == ["0", "1"]
+    assert all(1 <= int(r["spent"]) <= 12 for r in ra)
+    for r in ra:
+        assert (r["expansions"] != "") == (r["solved"] == "1")
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in ra]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in rb]
+
+
+def test_an_interrupted_evaluation_resumes_without_losing_or_repeating_rows(tmp_path):
+    config = SearchConfig("random-search", budget=10, score="pixel", beam=4)
+    straight = rows(evaluate_testset(HARD, config, tmp_path / "s.csv", limit=3, progress=False))
+    part = tmp_path / "p.csv"
+    evaluate_testset(HARD, config, part, limit=1, progress=False)  # as if stopped after 1 row
+    with pytest.raises(FileExistsError):
+        evaluate_testset(HARD, config, part, limit=3, progress=False)
+    resumed = rows(evaluate_testset(HARD, config, part, limit=3, resume=True, progress=False))
+    drop = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
+    assert drop(resumed) == drop(straight)
+
+
+def test_the_evaluate_command_explains_bad_input(tmp_path, capsys):
+    out = tmp_path / "x.csv"
+    assert evaluate_main(["--method", "ar", "--testset", str(tmp_path / "none.jsonl"),
+                          "-o", str(out)]) == 2
+    assert "none.jsonl" in capsys.readouterr().err
+    assert evaluate_main(["--method", "random-search", "--score", "logprob", "--testset",
+                          str(HARD), "-o", str(out)]) == 2
+    assert "log-probabilities" in capsys.readouterr().err
+    assert evaluate_main(["--method", "ar", "--env", "tinysvg", "--testset", str(HARD),
+                          "-o", str(out)]) == 2
+    assert "csg2d test set" in capsys.readouterr().err
+    assert shipped_folder("csg2d_policy").exists()
