@@ -4,7 +4,8 @@
 --budget 5000 --seed 0 -o results/eval/td_search_hard_s0.csv`` writes one row per problem:
 index, solved, expansions to solve (empty if unsolved), expansions spent, lowest pixel error
 reached, best program, seconds.  Rows are appended as problems finish, so Ctrl-C keeps them, and
-``--resume`` skips the problems a file already holds.  The models default to the shipped
+``--resume`` skips the problems a file already holds (``<file>.json`` records the settings that
+made its rows; a resume with other settings is refused).  The models default to the shipped
 checkpoints of the language (``results/checkpoints/<env>_policy`` etc.).
 """
 
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import random
 import sys
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -26,9 +28,6 @@ from tdlib import search
 METHODS = ("td-search", "td-rollout", "ar", "repl", "random-search")
 SCORES = ("value", "logprob", "pixel")
 FIELDS = ("index", "solved", "expansions", "spent", "best_error", "best_program", "seconds")
-# The models each method needs (td-search also needs a value network when scored by value).
-NEEDS = {"td-search": ("policy", "ar"), "td-rollout": ("policy", "ar"), "ar": ("ar",),
-         "repl": ("repl",), "random-search": ("ar",)}
 
 
 @dataclass
@@ -53,6 +52,13 @@ class SearchConfig:
             raise ValueError(f"unknown score {self.score!r}; scores: {', '.join(SCORES)}")
         if self.method == "random-search" and self.score == "logprob":
             raise ValueError("random-search proposes no log-probabilities: score by value or pixel")
+        for name in ("budget", "beam", "k", "starts", "chains", "max_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.temperature <= 0 and self.method != "td-search":
+            raise ValueError(f"{self.method} samples: it needs a temperature above 0")
+        if self.temperature < 0:
+            raise ValueError(f"the temperature must be >= 0, not {self.temperature}")
 
 
 def default_model_folder(env_name: str, kind: str) -> Path:
@@ -152,7 +158,7 @@ def ar_starts(env, ar, target: torch.Tensor, n: int, seed: int) -> list:
 def make_score(name: str, env, models: Models, problem: dict):
     if name == "logprob":
         return search.LogprobScore()
-    kind = "value" if name == "value" else "policy"
+    kind = "value" if name == "value" else "ar"  # pixel: at the size the models read
     size = models.model(kind).config.image_size
     target = observation(env, problem, size)
     if name == "value":
@@ -181,12 +187,22 @@ def evaluate_testset(testset: str | Path, config: SearchConfig, out: str | Path,
     out = Path(out)
     if out.exists() and out.stat().st_size and not resume:
         raise FileExistsError(f"{out} exists; pass --resume to continue it or choose another file")
+    if limit is not None and limit < 0:
+        raise ValueError(f"--limit must be >= 0, not {limit}")
     done = finished_indices(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    settings = out.with_suffix(out.suffix + ".json")  # what made the rows: a resume must match
+    mine = {"testset": str(Path(testset).name), **asdict(config)}
+    if done or (settings.exists() and out.exists()):
+        theirs = json.loads(settings.read_text()) if settings.exists() else None
+        if theirs != mine:
+            raise ValueError(f"{out} was written with other settings ({settings}: {theirs}); "
+                             "resume it with the same ones or choose another file")
+    settings.write_text(json.dumps(mine, indent=1, sort_keys=True) + "\n")
     todo = [p for p in problems if int(p["index"]) not in done]
     with open(out, "a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS)
-        if not done:
+        if f.tell() == 0:  # a new (or header-less) file; a resumed one has its header
             writer.writeheader()
         solved, total = 0, 0
         bar = tqdm(todo, disable=not progress, desc=f"{config.method} {env.name}",
@@ -225,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-k", type=int, default=3, help="edits proposed per kept program (3)")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--starts", type=int, default=1, help="AR programs to start from (1)")
+    parser.add_argument("--chains", type=int, default=32, help="td-rollout: parallel chains (32)")
+    parser.add_argument("--max-steps", type=int, default=100, dest="max_steps",
+                        help="td-rollout: steps per chain (100)")
+    parser.add_argument("--device", default="cpu", help="where the networks run (cpu, cuda)")
     for kind in ("policy", "value", "ar", "repl"):
         parser.add_argument(f"--{kind}", help=f"{kind} checkpoint folder (default: shipped)")
     parser.add_argument("-o", "--output", required=True, help="CSV file to write")
@@ -239,12 +259,13 @@ def main(argv=None) -> int:
     from tdlib.env import make_env
     try:
         config = SearchConfig(args.method, args.budget, args.seed, args.score, args.beam, args.k,
-                              args.temperature, args.starts)
+                              args.temperature, args.starts, args.chains, args.max_steps)
         header, _ = testsets.load(args.testset)
         env = make_env(header["spec"]["env"])
         if args.env and args.env != env.name:
             raise ValueError(f"{args.testset} is a {env.name} test set, not {args.env}")
-        models = Models(env, {k: getattr(args, k) for k in ("policy", "value", "ar", "repl")})
+        models = Models(env, {k: getattr(args, k) for k in ("policy", "value", "ar", "repl")},
+                        args.device)
         evaluate_testset(args.testset, config, args.output, models, args.limit, args.resume,
                          not args.no_progress)
     except (ValueError, FileExistsError, FileNotFoundError) as err:

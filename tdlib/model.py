@@ -70,9 +70,10 @@ class ModelConfig:
             raise ValueError(f"kind must be one of {KINDS}, not {self.kind!r}")
         if self.d_model % self.n_heads:
             raise ValueError("d_model must be a multiple of n_heads")
-        if self.vocab_size and self.tie_positions and \
+        if self.vocab_size and (self.tie_positions or self.pointer_positions) and \
                 self.pos_offset + self.max_positions != self.vocab_size:
-            raise ValueError("tie_positions needs pos_offset + max_positions == vocab_size")
+            raise ValueError("tie_positions and pointer_positions need the <POS k> tokens last: "
+                             "pos_offset + max_positions == vocab_size")
         if self.prefix_tokens + self.max_positions > self.context:
             raise ValueError(f"prefix_tokens + max_positions ({self.prefix_tokens} + "
                              f"{self.max_positions}) exceeds the context of {self.context}")
@@ -244,10 +245,12 @@ class EditModel(nn.Module):
             x = block(x, mask)
         h = self.norm(x[:, p:])
         keys = self.context_keys(h, prompt_lengths)
-        if select is not None:
-            rows = select.nonzero()[:, 0]
-            return self.logits(h[select], None if keys is None else (keys[0][rows], keys[1][rows]))
-        return self.logits(h, keys)
+        pointer = None if keys is None else self.pointer_scores(h, keys)
+        if select is None:
+            return self.logits(h, pointer)
+        # The pointer over the whole batch (B x T x L), then the selected rows: gathering each
+        # selected row's keys instead would copy an N x L x d tensor.
+        return self.logits(h[select], None if pointer is None else pointer[select])
 
     def context_keys(self, h, prompt_lengths):
         """With ``pointer_positions``: the pointer keys of the context tokens of ``h``
@@ -273,28 +276,27 @@ class EditModel(nn.Module):
         prompt = keys[None, :] < (self.config.prefix_tokens + prompt_lengths)[:, None]
         return (causal[None] | prompt[:, None, :])[:, None]
 
-    def logits(self, h: torch.Tensor, keys=None) -> torch.Tensor:
-        """Next-token logits of final states ``h`` (``... x d``).  With ``keys`` (from
-        :meth:`context_keys`, rows matching ``h``'s leading dimension): the pointer term of
-        ``<POS k>``, and ``-inf`` where k is not a context token."""
+    def pointer_scores(self, h: torch.Tensor, keys) -> torch.Tensor:
+        """``B x T x L`` pointer scores of states ``h`` (``B x T x d``) against the context keys
+        of :meth:`context_keys`; ``-inf`` where k is not a context token."""
+        key, valid = keys
+        scores = torch.einsum("btd,bld->btl", self.pointer_query(h), key) * (h.shape[-1] ** -0.5)
+        return scores.masked_fill(~valid[:, None, :], float("-inf"))
+
+    def logits(self, h: torch.Tensor, pointer: torch.Tensor | None = None) -> torch.Tensor:
+        """Next-token logits of final states ``h`` (``... x d``).  ``pointer`` (``... x L``, from
+        :meth:`pointer_scores`) is added to the first L ``<POS k>`` logits; the others are
+        ``-inf`` (no context token there)."""
         out = self.head(h)
         c, p = self.config, self.config.prefix_tokens
-        if not (c.tie_positions or keys is not None):
+        if not (c.tie_positions or pointer is not None):
             return out
         pos = out[..., c.pos_offset:]
         if c.tie_positions:
             pos = pos + h @ self.position_embedding.weight[p:p + c.max_positions].T
-        if keys is not None:
-            key, valid = keys
-            q = self.pointer_query(h)
-            if h.dim() == 2:  # N x d against N x L x d
-                pointer, valid = torch.einsum("nd,nld->nl", q, key), valid
-            else:  # B x T x d against B x L x d
-                pointer, valid = torch.einsum("btd,bld->btl", q, key), valid[:, None, :]
-            pointer = pointer * (h.shape[-1] ** -0.5)
-            pointer = pointer.masked_fill(~valid, float("-inf")).to(pos.dtype)
+        if pointer is not None:
             n = pointer.shape[-1]
-            pos = torch.cat([pos[..., :n] + pointer,
+            pos = torch.cat([pos[..., :n] + pointer.to(pos.dtype),
                              torch.full_like(pos[..., n:], float("-inf"))], dim=-1)
         return torch.cat([out[..., :c.pos_offset], pos], dim=-1)
 
@@ -323,7 +325,8 @@ class EditModel(nn.Module):
         if self.config.pointer_positions:  # the <POS k> choice is made from these logits
             h = self.norm(x[:, p:])
             last = h[torch.arange(len(x), device=x.device), lengths - 1]
-            return self.logits(last, self.context_keys(h, lengths))
+            pointer = self.pointer_scores(last[:, None], self.context_keys(h, lengths))[:, 0]
+            return self.logits(last, pointer)
         last = x[torch.arange(len(x), device=x.device), p + lengths - 1]
         return self.logits(self.norm(last))
 

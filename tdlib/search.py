@@ -36,7 +36,7 @@ class Outcome:
     solved: bool
     expansions: int  # programs checked: to the solution if solved, else all that were spent
     best_error: float  # lowest mean absolute pixel difference to the target reached
-    best_program: str
+    best_program: str  # the solution if solved, else the program of lowest pixel error
     seconds: float = 0.0
 
 
@@ -75,13 +75,14 @@ class Expansions:
             self.best_error, self.best_program = error, text
         if self.env.is_solved(image, self.target_image):
             self.solved_at, self.solution = self.spent, tree
-            self.best_error, self.best_program = error, text
         return True
 
     def outcome(self, seconds: float = 0.0) -> Outcome:
+        """The solution as best program when solved (the goal check, not the pixel error,
+        decides), else the program of lowest pixel error."""
         solved = self.solved_at is not None
         return Outcome(solved, self.solved_at if solved else self.spent, self.best_error,
-                       self.best_program, seconds)
+                       str(self.solution) if solved else self.best_program, seconds)
 
 
 def model_images(env, programs, size: int) -> torch.Tensor:

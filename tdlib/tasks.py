@@ -96,14 +96,18 @@ class SequenceTask(Task):
         state.pop("_constraint", None)
         return state
 
-    def allowed_masks(self, output: list[int], start, positions=None) -> np.ndarray | None:
+    def allowed_masks(self, output: list[int], start, positions=None,
+                      ar_start: bool = False) -> np.ndarray | None:
         """What the grammar allows at each token of ``output`` (the tokens after ``<EDIT>``,
         ``<EOS>`` included), from automaton state ``start``; with ``positions`` (the token
         indices ``<POS k>`` may name, each mapped to its node's rule) the first token is a
-        ``<POS k>`` and ``start`` is ignored.  None unless the example config asks for it."""
+        ``<POS k>`` and ``start`` is ignored; ``ar_start``: from the start rule.  None unless
+        the example config asks for it."""
         if not self.example_config.masked_loss:
             return None
         con, tok = self.constraint, self.tokenizer
+        if ar_start:
+            start = con.start()
         masks = np.zeros((len(output), tok.vocab_size), bool)
         tokens = list(output)
         if positions is not None:
@@ -222,7 +226,7 @@ class ARTask(SequenceTask):
         image = self.image(self.env.observe(target, r, self.size))
         return {"current": np.zeros_like(image), "target": image,
                 "tokens": [EDIT] + program + [EOS], "loss_from": 0,
-                "allowed": self.allowed_masks(program + [EOS], self.constraint.start())}
+                "allowed": self.allowed_masks(program + [EOS], None, ar_start=True)}
 
 
 class REPLTask(SequenceTask):

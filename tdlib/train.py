@@ -183,6 +183,18 @@ class Trainer:
             yield from chunk[skip:]
             skip = 0
 
+    def _out_of_time(self, max_seconds: float | None, seconds: float) -> bool:
+        """Whether this call's time is up; rank 0's clock decides for every rank (ranks that
+        stopped on their own clocks would leave the others waiting in an all-reduce)."""
+        if max_seconds is None:
+            return False
+        if self.world == 1:
+            return seconds >= max_seconds
+        flag = torch.tensor([float(seconds >= max_seconds)],
+                            device=self.device if self.device.type == "cuda" else "cpu")
+        dist.broadcast(flag, 0)
+        return bool(flag.item())
+
     def fit(self, steps: int | None = None, max_seconds: float | None = None) -> Path:
         """Train up to ``steps`` (default: the config's), or until this call has trained for
         ``max_seconds`` (then it checkpoints, evaluates and returns; ``--resume`` goes on with
@@ -225,7 +237,7 @@ class Trainer:
                 self.optimizer.step()
                 self.step += 1
                 self.seconds = seconds_before + time.perf_counter() - began
-                out_of_time = max_seconds is not None and self.seconds - seconds_before >= max_seconds
+                out_of_time = self._out_of_time(max_seconds, self.seconds - seconds_before)
                 window_examples += cfg.batch_size * self.world
                 bar.update(1)
                 final = self.step == last or out_of_time

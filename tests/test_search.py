@@ -155,3 +155,26 @@ def test_the_evaluate_command_explains_bad_input(tmp_path, capsys):
                           "-o", str(out)]) == 2
     assert "csg2d test set" in capsys.readouterr().err
     assert shipped_folder("csg2d_policy").exists()
+
+
+def test_a_resume_after_a_header_only_file_and_with_other_settings(tmp_path):
+    """Stopped during the first problem (header only): --resume writes no second header.  A
+    resume with other settings is refused instead of mixing rows."""
+    config = SearchConfig("random-search", budget=10, score="pixel", beam=4)
+    out = tmp_path / "h.csv"
+    evaluate_testset(HARD, config, out, limit=0, progress=False)
+    assert out.read_text().count("index") == 1 and len(rows(out)) == 0
+    evaluate_testset(HARD, config, out, limit=2, resume=True, progress=False)
+    assert out.read_text().count("index,") == 1 and [r["index"] for r in rows(out)] == ["0", "1"]
+    with pytest.raises(ValueError, match="other settings"):
+        evaluate_testset(HARD, SearchConfig("random-search", budget=11, score="pixel", beam=4),
+                         out, limit=3, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("changes,message", [(dict(beam=0), "beam"), (dict(k=0), "k must"),
+                                             (dict(budget=0), "budget"),
+                                             (dict(method="ar", temperature=0), "temperature"),
+                                             (dict(method="bfs"), "unknown method")])
+def test_bad_search_settings_are_refused(changes, message):
+    with pytest.raises(ValueError, match=message):
+        SearchConfig(**{"method": "td-search", **changes})

@@ -246,7 +246,10 @@ def test_masked_loss_examples_allow_what_the_grammar_allows(kind, env):
                 if t == tok.stoi[")"] and j and output[j - 1] in digits:
                     assert set(np.flatnonzero(allowed[j])) == {t}
     batch = task.collate([task.example(i) for i in range(4)])
-    assert batch["allowed"].shape[0] == int((batch["targets"] != -100).sum())
+    wanted = batch["targets"][batch["targets"] != -100]
+    assert batch["allowed"].shape[0] == len(wanted)
+    assert batch["allowed"][torch.arange(len(wanted)), wanted].all()  # rows line up with targets
+    assert (batch["allowed"].sum(1) < tok.vocab_size).all()
 
 
 def test_masked_loss_and_pointer_train(tmp_path):
@@ -264,15 +267,19 @@ def test_masked_loss_and_pointer_train(tmp_path):
 
 
 def test_a_time_limit_stops_at_a_step_and_resume_adds_up_the_time(tmp_path):
-    first = smoke_trainer(tmp_path, steps=10_000, checkpoint_every=10_000, eval_every=10_000)
+    first = smoke_trainer(tmp_path, steps=10_000, checkpoint_every=10_000, eval_every=2)
+    began = __import__("time").perf_counter()
     first.fit(max_seconds=0.5)
+    wall = __import__("time").perf_counter() - began
     assert 0 < first.step < 10_000 and first.seconds >= 0.5
+    assert wall > first.seconds + 0.05  # the evaluations every 2 steps are not training time
     record = json.loads((tmp_path / "model.json").read_text())
     assert record["step"] == first.step and record["train_seconds"] == pytest.approx(first.seconds, abs=0.1)
     evals = np.genfromtxt(tmp_path / "eval_log.csv", delimiter=",", names=True)
     assert int(np.atleast_1d(evals["step"])[-1]) == first.step  # evaluated when time was up
-    second = smoke_trainer(tmp_path, steps=10_000, checkpoint_every=10_000, eval_every=10_000,
+    second = smoke_trainer(tmp_path, steps=10_000, checkpoint_every=10_000, eval_every=2,
                            resume=True)
     assert second.step == first.step and second.seconds == pytest.approx(first.seconds, abs=0.1)
+    resumed_at = second.seconds
     second.fit(max_seconds=0.3)
-    assert second.step > first.step and second.seconds >= first.seconds + 0.3
+    assert second.step > first.step and second.seconds >= resumed_at + 0.3
