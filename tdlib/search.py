@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tdlib.evaluate import images as model_images  # B x C x H x W clean renders
 from tdlib.tree import SyntaxTree
 
 
@@ -83,11 +84,6 @@ class Expansions:
         solved = self.solved_at is not None
         return Outcome(solved, self.solved_at if solved else self.spent, self.best_error,
                        str(self.solution) if solved else self.best_program, seconds)
-
-
-def model_images(env, programs, size: int) -> torch.Tensor:
-    """``B x C x size x size`` clean renders, as the networks read them."""
-    return torch.from_numpy(np.stack([env.render(p, size) for p in programs])).permute(0, 3, 1, 2)
 
 
 # ------------------------------------------------------------------ proposers
@@ -180,7 +176,7 @@ def beam_search(expansions: Expansions, starts, propose, score, beam: int = 64, 
                 patience: int = 3) -> Outcome:
     """TD search (see the module docstring).  Stops at a solution, at the budget, or after
     ``patience`` rounds in a row that made no new program."""
-    frontier, scores = [], []
+    frontier = []
     for tree in starts:
         if expansions.check(tree):
             frontier.append(tree)
