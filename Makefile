@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 PRESET ?= cpu
 
 .DEFAULT_GOAL := help
-.PHONY: help install test smoke reproduce bench clean
+.PHONY: help install test smoke reproduce evaluate bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,6 +30,19 @@ smoke: $(STAMP)  ## execute every notebook with the smoke preset (outputs to a t
 
 reproduce: $(STAMP)  ## regenerate every figure and table (cpu preset, shipped checkpoints)
 	$(BIN)/python -m tdlib.notebook_runner --preset $(PRESET) --output-dir results/notebooks
+
+# Figure 4's evaluations, resumable: about 4 CPU-hours on 2 cores at budget 1000 (csg2d: 3
+# seeds x 5 methods plus two scorings; csg2d_hard, tinysvg, csg2d_sketch: seed 0).
+# PRESET=smoke: 4 problems per run at budget 20 into a scratch folder, a couple of minutes.
+EVAL_QUEUE ?= csg2d/0 csg2d/1,2/ar,td-rollout,td-search-value,repl,random-search-value \
+	csg2d_hard/0 tinysvg/0 csg2d_sketch/0
+evaluate: $(STAMP)  ## rerun the search evaluations behind Figure 4 (hours; PRESET=smoke: minutes)
+ifeq ($(PRESET),smoke)
+	$(BIN)/python tools/run_evaluations.py --queue $(EVAL_QUEUE) --budget 20 --limit 4 \
+		--output-dir $${TMPDIR:-/tmp}/tdlib-eval-smoke
+else
+	$(BIN)/python tools/run_evaluations.py --queue $(EVAL_QUEUE) --budget 1000
+endif
 
 bench: $(STAMP)  ## run the speed benchmarks and write results/benchmarks.md
 	$(BIN)/python benchmarks/run.py --output results/benchmarks.md

@@ -6,6 +6,11 @@ Start with :func:`make_env`::
     env = tdlib.make_env("csg2d")
     tree = env.sample(0, min_primitives=2, max_primitives=8)
     image = env.render(tree)
+
+and turn a picture into a program with :func:`solve` (TD search with the shipped models)::
+
+    result = tdlib.solve("csg2d", "icon.png", budget=5000)
+    print(result.program, result.solved)
 """
 
 from tdlib.env import Env, list_envs, make_env, register_env
@@ -14,7 +19,17 @@ from tdlib.tree import Located, Node, SyntaxTree
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # tdlib.solve loads torch only when first asked for: ``import tdlib`` stays light
+    if name in ("solve", "Solution", "image_to_observation"):
+        from tdlib import solver
+        return getattr(solver, name)
+    raise AttributeError(f"module 'tdlib' has no attribute {name!r}")
+
+
 __all__ = [
     "Env", "Grammar", "GrammarError", "Located", "Node", "ProgramSyntaxError", "SyntaxTree",
-    "list_envs", "load_grammar", "make_env", "register_env",
+    "Solution", "image_to_observation", "list_envs", "load_grammar", "make_env", "register_env",
+    "solve",
 ]

@@ -108,6 +108,32 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("evaluate", help="run a search method on a test set (see tdlib evaluate --help)",
                    add_help=False)
+    solve = sub.add_parser(
+        "solve", help="find a program that draws an image (TD search with the shipped models)",
+        description="Find a program that draws a picture (PNG or JPEG, any size, grey, RGB or "
+                    "RGBA) or a program's render, with TD search. Prints whether the goal check "
+                    "passed, then the program (last line); writes OUT.svg, OUT.png (target "
+                    "beside result) and OUT.gif (the search's path) when -o is given.",
+        epilog="Examples:\n  tdlib solve --env csg2d --image icon.png -o out/icon\n"
+               "  tdlib solve --env csg2d --image drawing.jpg --sketch --budget 2000\n"
+               "  tdlib solve --env tinysvg --program \"<program>\"",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_env(solve)
+    target = solve.add_mutually_exclusive_group(required=True)
+    target.add_argument("--image", help="the picture to draw")
+    target.add_argument("--program", help="a program whose render is the target")
+    solve.add_argument("--sketch", action="store_true",
+                       help="the picture is a hand drawing (CSG2D; uses the CSG2D-Sketch models)")
+    solve.add_argument("--budget", type=_count, default=5000,
+                       help="programs compiled at most (5000)")
+    solve.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    solve.add_argument("--beam", type=_count, default=64, help="beam size (64)")
+    solve.add_argument("-k", type=_count, default=3, help="edits proposed per kept program (3)")
+    for kind in ("policy", "value", "ar"):
+        solve.add_argument(f"--{kind}", help=f"{kind} checkpoint folder (default: shipped)")
+    solve.add_argument("--device", default="cpu", help="where the networks run (cpu, cuda)")
+    solve.add_argument("-o", "--output", help="prefix of the .svg, .png and .gif to write")
+    solve.add_argument("--no-progress", action="store_true", help="no progress bar")
     testset = sub.add_parser("testset", help="generate a test set file (JSON lines)",
                              description="Generate a test set: a header line, then one problem "
                                          "a line. The same arguments give the same bytes.")
@@ -197,7 +223,25 @@ def _cmd_svg(args, out) -> None:
         out.write(text)
 
 
-COMMANDS = {"envs": _cmd_envs, "render": _cmd_render, "sample": _cmd_sample, "svg": _cmd_svg,
+def _cmd_solve(args, out) -> None:
+    from tdlib.solver import solve, write_outputs
+    models = {k: getattr(args, k) for k in ("policy", "value", "ar") if getattr(args, k)}
+    result = solve(args.env, args.image, program=args.program, budget=args.budget,
+                   seed=args.seed, sketch=args.sketch, beam=args.beam, k=args.k, models=models,
+                   device=args.device, progress=not args.no_progress)
+    if args.output:
+        env = make_env("csg2d-sketch" if args.sketch else args.env)
+        for path in write_outputs(env, result, args.output):
+            print(f"wrote {path}", file=out)
+    if result.solved:
+        print(f"solved: the goal check passed after {result.expansions} programs", file=out)
+    else:
+        print(f"not solved within {result.expansions} programs; best mean pixel error "
+              f"{result.score:.4f}", file=out)
+    print(result.program, file=out)
+
+
+COMMANDS = {"solve": _cmd_solve, "envs": _cmd_envs, "render": _cmd_render, "sample": _cmd_sample, "svg": _cmd_svg,
             "mutate": _cmd_mutate, "path": _cmd_path, "testset": _cmd_testset}
 
 

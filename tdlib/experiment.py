@@ -62,10 +62,15 @@ class SearchConfig:
 
 
 def default_model_folder(env_name: str, kind: str) -> Path:
+    """The shipped checkpoint of a language's model, a folder that may not exist (no sketch
+    value or REPL model ships: CSG2D-Sketch borrows CSG2D's)."""
+    from tdlib.plotting import project_root
     from tdlib.presets import SHIPPED_MODELS, shipped_folder
     name = f"{env_name}_{kind}"
-    if name not in SHIPPED_MODELS:  # csg2d-sketch has no value or REPL model of its own
+    if name not in SHIPPED_MODELS and env_name == "csg2d-sketch":
         name = f"csg2d_{kind}"
+    if name not in SHIPPED_MODELS:
+        return project_root() / "results" / "checkpoints" / name
     return shipped_folder(name)
 
 
@@ -110,38 +115,40 @@ def observation(env, problem: dict, size: int) -> torch.Tensor:
 def solve(env, problem: dict, models: Models, config: SearchConfig) -> search.Outcome:
     """Run one method on one test problem."""
     began = time.perf_counter()
-    seed = problem_seed(config, int(problem["index"]))
-    torch.manual_seed(seed)
     expansions = search.Expansions(env, env.parse(problem["program"]), config.budget)
+    outcome = run_search(env, expansions, lambda size: observation(env, problem, size), models,
+                         config, problem_seed(config, int(problem["index"])))
+    outcome.seconds = time.perf_counter() - began
+    return outcome
+
+
+def run_search(env, expansions: search.Expansions, observe, models: Models,
+               config: SearchConfig, seed: int) -> search.Outcome:
+    """Run ``config.method`` against ``expansions``' goal; ``observe(size)`` gives what the
+    models see of the target (``1 x C x size x size``)."""
+    torch.manual_seed(seed)
     method = config.method
     if method == "repl":
         decoder = models.decoder("repl")
-        outcome = search.repl_rollouts(expansions, decoder, observation(
-            env, problem, decoder.config.image_size), temperature=config.temperature, seed=seed)
-        outcome.seconds = time.perf_counter() - began
-        return outcome
+        return search.repl_rollouts(expansions, decoder, observe(decoder.config.image_size),
+                                    temperature=config.temperature, seed=seed)
     ar = models.decoder("ar")
-    target = observation(env, problem, ar.config.image_size)
+    target = observe(ar.config.image_size)
     if method == "ar":
-        outcome = search.rejection(expansions, ar, target, temperature=config.temperature,
-                                   seed=seed)
-        outcome.seconds = time.perf_counter() - began
-        return outcome
+        return search.rejection(expansions, ar, target, temperature=config.temperature,
+                                seed=seed)
     starts = ar_starts(env, ar, target, config.starts, seed)
     if method == "random-search":
         propose = search.RandomEdits(env, seed)
     else:
         policy = models.decoder("policy")
-        target = observation(env, problem, policy.config.image_size)
-        propose = search.PolicyEdits(policy, env, target, config.temperature, seed)
+        propose = search.PolicyEdits(policy, env, observe(policy.config.image_size),
+                                     config.temperature, seed)
     if method == "td-rollout":
-        outcome = search.rollouts(expansions, starts, propose, config.chains, config.max_steps)
-    else:
-        outcome = search.beam_search(expansions, starts, propose,
-                                     make_score(config.score, env, models, problem),
-                                     config.beam, config.k)
-    outcome.seconds = time.perf_counter() - began
-    return outcome
+        return search.rollouts(expansions, starts, propose, config.chains, config.max_steps)
+    return search.beam_search(expansions, starts, propose,
+                              make_score(config.score, env, models, observe),
+                              config.beam, config.k)
 
 
 def ar_starts(env, ar, target: torch.Tensor, n: int, seed: int) -> list:
@@ -155,12 +162,11 @@ def ar_starts(env, ar, target: torch.Tensor, n: int, seed: int) -> list:
     return programs
 
 
-def make_score(name: str, env, models: Models, problem: dict):
+def make_score(name: str, env, models: Models, observe):
     if name == "logprob":
         return search.LogprobScore()
     kind = "value" if name == "value" else "ar"  # pixel: at the size the models read
-    size = models.model(kind).config.image_size
-    target = observation(env, problem, size)
+    target = observe(models.model(kind).config.image_size)
     if name == "value":
         return search.ValueScore(models.model("value"), env, target)
     return search.PixelScore(env, target)
@@ -177,7 +183,7 @@ def evaluate_testset(testset: str | Path, config: SearchConfig, out: str | Path,
                      models: Models | None = None, limit: int | None = None,
                      resume: bool = False, progress: bool = True) -> Path:
     """Run ``config`` on every problem of a test set (the first ``limit``), one CSV row each."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
     from tdlib import testsets
     from tdlib.env import make_env
     header, problems = testsets.load(testset)

@@ -42,15 +42,24 @@ class Outcome:
 
 
 class Expansions:
-    """Distinct programs compiled and goal-checked against ``target`` (a program, judged on its
-    clean render at the language's default size), at most ``budget`` of them."""
+    """Distinct programs compiled and goal-checked against ``target``, at most ``budget`` of
+    them.  ``target`` is a program, judged on its clean render at the language's default size,
+    or such an image itself (``H x W x C`` in [0, 1], e.g. a user's picture).  ``on_check`` is
+    called with every counted program (a progress bar)."""
 
-    def __init__(self, env, target, budget: int = 5000):
+    def __init__(self, env, target, budget: int = 5000, on_check=None):
         if budget < 1:
             raise ValueError(f"the budget must be at least 1 expansion, not {budget}")
-        self.env, self.budget = env, budget
-        self.target_image = env.render(target)
+        self.env, self.budget, self.on_check = env, budget, on_check
+        if isinstance(target, np.ndarray):
+            expected = (env.default_size, env.default_size, env.channels)
+            if target.shape != expected:
+                raise ValueError(f"a {env.name} target image is {expected}, got {target.shape}")
+            self.target_image = target.astype(np.float32, copy=False)
+        else:
+            self.target_image = env.render(target)
         self.seen: set[str] = set()
+        self.parents: dict[str, str | None] = {}  # program -> the program it was made from
         self.spent = 0
         self.solved_at: int | None = None
         self.solution: SyntaxTree | None = None
@@ -60,16 +69,19 @@ class Expansions:
     def done(self) -> bool:
         return self.solved_at is not None or self.spent >= self.budget
 
-    def check(self, tree: SyntaxTree) -> bool:
-        """Count and goal-check ``tree`` if it is new and the search is not done; True if it was
-        (a new program the search may go on from)."""
+    def check(self, tree: SyntaxTree, parent: SyntaxTree | None = None) -> bool:
+        """Count and goal-check ``tree`` (made by an edit of ``parent``, None for a start) if it
+        is new and the search is not done; True if it was (a new program to go on from)."""
         if self.done:
             return False
         text = str(tree)
         if text in self.seen:
             return False
         self.seen.add(text)
+        self.parents[text] = None if parent is None else str(parent)
         self.spent += 1
+        if self.on_check is not None:
+            self.on_check(self)
         image = self.env.render(tree)
         error = float(np.abs(image - self.target_image).mean())
         if error < self.best_error:
@@ -77,6 +89,16 @@ class Expansions:
         if self.env.is_solved(image, self.target_image):
             self.solved_at, self.solution = self.spent, tree
         return True
+
+    def trajectory(self, program: str | None = None) -> list[str]:
+        """The programs from a start to ``program`` (default: the outcome's best program), each
+        made from the one before by one edit of the search."""
+        text = program if program is not None else self.outcome().best_program
+        path = []
+        while text is not None and text in self.parents and text not in path:
+            path.append(text)
+            text = self.parents[text]
+        return path[::-1]
 
     def outcome(self, seconds: float = 0.0) -> Outcome:
         """The solution as best program when solved (the goal check, not the pixel error,
@@ -185,7 +207,7 @@ def beam_search(expansions: Expansions, starts, propose, score, beam: int = 64, 
     while frontier and not expansions.done:
         new, parents, logprobs = [], [], []
         for parent, tree, logprob in propose(frontier, k):
-            if expansions.check(tree):
+            if expansions.check(tree, frontier[parent]):
                 new.append(tree)
                 parents.append(scores[parent])
                 logprobs.append(logprob)
@@ -216,7 +238,7 @@ def rollouts(expansions: Expansions, starts, propose, chains: int = 32,
     for _ in range(max_steps):
         proposals = propose(current, 1)
         for parent, tree, _ in proposals:
-            expansions.check(tree)
+            expansions.check(tree, current[parent])
             current[parent] = tree
             if expansions.done:
                 return expansions.outcome()

@@ -178,3 +178,28 @@ def test_a_resume_after_a_header_only_file_and_with_other_settings(tmp_path):
 def test_bad_search_settings_are_refused(changes, message):
     with pytest.raises(ValueError, match=message):
         SearchConfig(**{"method": "td-search", **changes})
+
+
+@pytest.mark.parametrize("env_name", ["csg2d", "tinysvg"])
+def test_the_trajectory_walks_from_the_start_to_the_solution_one_edit_at_a_time(env_name):
+    env, pairs = problems(env_name, 3, seed=5)
+    for i, (truth, start) in enumerate(pairs):
+        expansions = Expansions(env, truth, budget=1000)
+        oracle = OracleEdits(env, truth, seed=i)
+        outcome = beam_search(expansions, [start], oracle,
+                              PixelScore(env, model_images(env, [truth], 32)), beam=4)
+        path = expansions.trajectory()
+        assert path[0] == str(start) and path[-1] == outcome.best_program
+        assert len(path) == outcome.expansions  # the oracle never branches
+        for before, after in zip(path, path[1:]):  # each step is one oracle edit
+            rng = random.Random(0)
+            assert len(edit_path(env.parse(before), env.parse(after), rng)) >= 2
+            assert expansions.parents[after] == before
+
+
+def test_a_target_image_is_judged_like_its_program():
+    env, [(truth, start)] = problems("csg2d", 1, seed=2)
+    by_image = Expansions(env, env.render(truth), budget=5)
+    assert by_image.check(truth) and by_image.solved_at == 1
+    with pytest.raises(ValueError, match="target image"):
+        Expansions(env, env.render(truth, 64), budget=5)

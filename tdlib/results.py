@@ -1,0 +1,174 @@
+"""Committed evaluation results (``results/eval/``): solve-rate curves and the Figure 4 table.
+
+Each run of ``tdlib evaluate`` is a CSV of per-problem rows beside a ``<file>.json`` holding the
+settings that made them (test set, method, score, seed, budget, ...).  :func:`load_runs` reads a
+folder of them into one table; :func:`solved_within` gives, per run, the fraction of its problems
+solved within each budget of node expansions (a method stops at its first solution, so one run at
+budget B answers every budget up to B); :func:`solved_table` averages over seeds (Figure 4's
+table); :func:`plot_solved` draws the curves.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+RUN_KEYS = ("testset", "method", "score", "seed", "budget")
+# the methods whose ranking of the beam is a setting (for the others the score is unused)
+SCORED_METHODS = ("td-search", "random-search")
+METHOD_LABELS = {
+    "td-search": "TD search", "td-rollout": "TD rollouts", "ar": "AR (CSGNet)",
+    "repl": "REPL Flow", "random-search": "random-mutation search",
+}
+
+
+# (test set, method, score) of every committed evaluation (issue 13); seeds and budget are set
+# per call.  ``tools/run_evaluations.py`` runs them in parallel workers; notebook 07 reads them.
+PLANS = {
+    "csg2d": [("csg2d", m, "value") for m in ("td-search", "ar", "random-search", "repl",
+                                              "td-rollout")]
+             + [("csg2d", "td-search", s) for s in ("logprob", "pixel")],
+    "csg2d_hard": [("csg2d_hard", m, "value") for m in ("td-search", "ar", "random-search",
+                                                        "repl", "td-rollout")],
+    "tinysvg": [("tinysvg", m, "value") for m in ("td-search", "ar", "td-rollout")],
+    "csg2d_sketch": [("csg2d_sketch", m, "value") for m in ("td-search", "ar")],
+}
+
+
+def output_name(folder: str | Path, testset: str, method: str, score: str, budget: int,
+                seed: int) -> Path:
+    """``<folder>/<testset>_<method>[-<score>]_b<budget>_s<seed>.csv``."""
+    label = f"{method}-{score}" if method in SCORED_METHODS else method
+    return Path(folder) / f"{testset}_{label}_b{budget}_s{seed}.csv"
+
+
+def run_plan(plan: str, seeds: Sequence[int], budget: int, folder: str | Path,
+             limit: int | None = None, progress: bool = True) -> list[Path]:
+    """Run (or resume) every evaluation of ``PLANS[plan]`` in this process, one after another,
+    with the shipped checkpoints; returns the CSV files."""
+    from tdlib.experiment import SearchConfig, evaluate_testset
+    from tdlib.plotting import project_root
+    written = []
+    for seed in seeds:
+        for testset, method, score in PLANS[plan]:
+            out = output_name(folder, testset, method, score, budget, seed)
+            path = project_root() / "results" / "testsets" / f"{testset}.jsonl"
+            evaluate_testset(path, SearchConfig(method, budget, seed, score), out, limit=limit,
+                             resume=True, progress=progress)
+            written.append(out)
+    return written
+
+
+def best_programs(runs: pd.DataFrame, testset: str, indices: Sequence[int],
+                  seed: int = 0) -> pd.DataFrame:
+    """Figure 6's content: per problem (rows) and method (columns, labelled), the best program
+    each run reached and whether it solved, from the runs of ``seed``."""
+    mine = runs[(runs["testset"] == testset) & (runs["seed"] == seed)
+                & runs["index"].isin(list(indices))]
+    rows = []
+    for (method, score), run in mine.groupby(["method", "score"], sort=True):
+        for _, r in run.iterrows():
+            rows.append({"index": int(r["index"]), "method": method_label(method, score),
+                         "program": r["best_program"], "solved": bool(r["solved"]),
+                         "best_error": float(r["best_error"])})
+    return pd.DataFrame(rows)
+
+
+def method_label(method: str, score: str | None = None) -> str:
+    """``"TD search (value)"``, ``"AR (CSGNet)"``: the name a figure shows for a method."""
+    label = METHOD_LABELS.get(method, method)
+    return f"{label} ({score})" if method in SCORED_METHODS and score else label
+
+
+def load_runs(folder: str | Path) -> pd.DataFrame:
+    """Every ``*.csv`` with a settings sidecar in ``folder``: one row per (run, problem), with
+    the run's settings as columns (``score`` is blank for methods that do not use one)."""
+    frames = []
+    for path in sorted(Path(folder).glob("*.csv")):
+        sidecar = path.with_suffix(".csv.json")
+        if not sidecar.exists():
+            continue
+        settings = json.loads(sidecar.read_text())
+        rows = pd.read_csv(path, keep_default_na=False, na_values={"expansions": [""]})
+        if rows.empty:
+            continue
+        rows["testset"] = Path(settings["testset"]).stem
+        rows["method"] = settings["method"]
+        rows["score"] = settings["score"] if settings["method"] in SCORED_METHODS else ""
+        rows["seed"] = int(settings["seed"])
+        rows["budget"] = int(settings["budget"])
+        rows["file"] = path.name
+        frames.append(rows)
+    if not frames:
+        return pd.DataFrame(columns=[*RUN_KEYS, "index", "solved", "expansions", "spent",
+                                     "best_error", "best_program", "seconds", "file"])
+    runs = pd.concat(frames, ignore_index=True)
+    runs["solved"] = runs["solved"].astype(int).astype(bool)
+    return runs
+
+
+def solved_within(runs: pd.DataFrame, budgets: Sequence[int]) -> pd.DataFrame:
+    """Per run and budget ``b``: the fraction of the run's problems solved within ``b``
+    expansions (NaN above the run's own budget: not measured), and the problem count."""
+    out = []
+    for key, run in runs.groupby(list(RUN_KEYS), sort=True):
+        record = dict(zip(RUN_KEYS, key))
+        expansions = np.where(run["solved"], run["expansions"].astype(float), np.inf)
+        for b in budgets:
+            rate = float((expansions <= b).mean()) if b <= record["budget"] else np.nan
+            out.append({**record, "problems": len(run), "at": int(b), "solved": rate})
+    return pd.DataFrame(out)
+
+
+def solved_table(runs: pd.DataFrame, budgets: Sequence[int] = (10, 100, 1000, 5000),
+                 env_of: dict | None = None) -> pd.DataFrame:
+    """Figure 4's table: ``env,testset,method,score,seeds,budget,problems,solved_mean,solved_std``
+    (the standard deviation over seeds, 0 for one seed); budgets no run reached are left out."""
+    curves = solved_within(runs, budgets)
+    if curves.empty:
+        return pd.DataFrame(columns=["env", "testset", "method", "score", "seeds", "budget",
+                                     "problems", "solved_mean", "solved_std"])
+    rows = []
+    for (testset, method, score, at), group in curves.groupby(
+            ["testset", "method", "score", "at"], sort=True):
+        measured = group["solved"].dropna()
+        if measured.empty:
+            continue
+        rows.append({"env": (env_of or {}).get(testset, testset.split("_")[0]),
+                     "testset": testset, "method": method, "score": score,
+                     "seeds": len(measured), "budget": int(at),
+                     "problems": int(group["problems"].min()),
+                     "solved_mean": measured.mean(), "solved_std": measured.std(ddof=0)})
+    return pd.DataFrame(rows)
+
+
+def plot_solved(ax, runs: pd.DataFrame, testset: str, methods: Sequence[tuple] | None = None,
+                budget: int | None = None, points: int = 200):
+    """Fraction solved against node expansions (log axis), mean and std over seeds, one curve
+    per ``(method, score)`` of ``testset`` (default: all that were run on it)."""
+    runs = runs[runs["testset"] == testset]
+    budget = budget or int(runs["budget"].max())
+    grid = np.unique(np.geomspace(1, budget, points).round().astype(int))
+    curves = solved_within(runs, grid)
+    pairs = methods or sorted(set(zip(curves["method"], curves["score"])))
+    for method, score in pairs:
+        mine = curves[(curves["method"] == method) & (curves["score"] == score)]
+        if mine.empty:
+            continue
+        table = mine.pivot_table(index="at", columns="seed", values="solved")
+        mean, std = table.mean(axis=1), table.std(axis=1, ddof=0).fillna(0.0)
+        dashed = method == "td-search" and score != "value"
+        line, = ax.plot(table.index, mean, ls="--" if dashed else "-",
+                        label=f"{method_label(method, score)} (n={table.shape[1]} seeds)")
+        ax.fill_between(table.index, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+    ax.set_xscale("log")
+    ax.set_xlim(1, budget)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("node expansions (programs compiled)")
+    ax.set_ylabel("fraction of problems solved")
+    ax.grid(alpha=0.3)
+    return ax

@@ -1,0 +1,216 @@
+"""From a picture to a program: :func:`solve` (``tdlib solve``), for users.
+
+The picture becomes the model's observation by :func:`image_to_observation`, the language's own
+way: for CSG2D dark shapes on a light background are ink, for TinySVG the colours are kept.  TD
+search (the paper's: the AR model's greedy program as the start, a beam ranked by the value
+network) then looks for a program whose render passes the language's goal check against the
+picture.  A real picture may have no exact program; the result is then the program of lowest
+pixel error reached, and that is not an error.  ``sketch=True`` treats the picture as a hand
+drawing and uses the CSG2D-Sketch policy and AR model.
+
+    result = tdlib.solve("csg2d", "icon.png", budget=5000, seed=0)
+    result.program, result.solved, result.score, result.expansions, result.trajectory
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tdlib import search
+from tdlib.env import Env, make_env
+
+
+class ImageError(ValueError):
+    """A picture that cannot be read (missing, not an image, empty)."""
+
+
+@dataclass
+class Solution:
+    """What :func:`solve` found."""
+
+    program: str  # the solution, else the program of lowest pixel error reached
+    solved: bool  # whether it passed the language's goal check against the target
+    score: float  # mean absolute pixel difference to the target (0 is exact)
+    expansions: int  # programs compiled and checked (to the solution if solved)
+    trajectory: list[str] = field(default_factory=list)  # start ... program, one edit apart
+    target: np.ndarray | None = None  # the target as judged (H x W x C, default size)
+    seconds: float = 0.0
+
+
+def load_image(image) -> np.ndarray:
+    """An ``H x W x 3`` float RGB array in [0, 1] from a path, a PIL image or an array (grey
+    ``H x W``, ``H x W x 1``, RGB or RGBA; uint8 or floats in [0, 1]); alpha is composited on
+    white, so a transparent background is paper."""
+    from PIL import Image, UnidentifiedImageError
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if not path.is_file():
+            raise ImageError(f"no such image file: {path}")
+        try:
+            with Image.open(path) as opened:
+                opened.load()
+                image = opened.copy()
+        except (UnidentifiedImageError, OSError) as err:
+            raise ImageError(f"{path} is not a readable image ({err})") from None
+    if isinstance(image, Image.Image):
+        if image.width == 0 or image.height == 0:
+            raise ImageError("the image is empty")
+        rgba = image.convert("RGBA")
+        array = np.asarray(rgba, np.float32) / 255.0
+    else:
+        array = np.asarray(image)
+        if array.dtype == np.uint8:
+            array = array.astype(np.float32) / 255.0
+        array = array.astype(np.float32)
+        if array.ndim == 2:
+            array = array[:, :, None]
+        if array.ndim != 3 or array.shape[-1] not in (1, 3, 4) or 0 in array.shape:
+            raise ImageError(f"an image is H x W, H x W x 1, 3 or 4, got shape {array.shape}")
+        if array.shape[-1] == 1:
+            array = np.repeat(array, 3, axis=-1)
+        if array.shape[-1] == 3:
+            array = np.concatenate([array, np.ones_like(array[:, :, :1])], axis=-1)
+    rgb, alpha = array[:, :, :3], array[:, :, 3:]
+    return np.clip(rgb * alpha + (1.0 - alpha), 0.0, 1.0)
+
+
+def image_to_observation(env: Env, image, size: int | None = None,
+                         sketch: bool = False) -> np.ndarray:
+    """A picture as ``env`` sees a render: ``size x size x channels`` float32 in [0, 1].
+
+    A non-square picture is padded with white to a square around its centre, then resized
+    (area averaging).  One-channel languages (CSG2D) read ink: ``1 - luminance``, dark shapes on
+    light paper.  ``sketch=True`` stretches the ink so that the paper (the 90th percentile of
+    brightness) is 0 and the darkest strokes (the 1st percentile) are 1: pencil on grey paper
+    reads like the black-on-white sketches the CSG2D-Sketch policy was trained on.  Colour
+    languages keep RGB.  The inverse of :meth:`Env.display` within 1/255 for a render."""
+    from PIL import Image
+    size = env.default_size if size is None else int(size)
+    rgb = load_image(image)
+    h, w = rgb.shape[:2]
+    if h != w:
+        side = max(h, w)
+        square = np.ones((side, side, 3), np.float32)
+        top, left = (side - h) // 2, (side - w) // 2
+        square[top:top + h, left:left + w] = rgb
+        rgb = square
+    if rgb.shape[0] != size:
+        pil = Image.fromarray(np.round(rgb * 255).astype(np.uint8))
+        rgb = np.asarray(pil.resize((size, size), Image.Resampling.BOX), np.float32) / 255.0
+    if env.channels == 3:
+        return np.ascontiguousarray(rgb, np.float32)
+    if env.channels != 1:
+        raise ValueError(f"{env.name} images have {env.channels} channels: no conversion known")
+    ink = 1.0 - (0.299 * rgb[:, :, 0] + 0.587 * rgb[:, :, 1] + 0.114 * rgb[:, :, 2])
+    if sketch:
+        paper, darkest = np.percentile(ink, 10), np.percentile(ink, 99)
+        ink = (ink - paper) / max(darkest - paper, 1e-3)
+    return np.clip(ink, 0.0, 1.0).astype(np.float32)[:, :, None]
+
+
+def _as_tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].contiguous()
+
+
+def solve(env: str | Env, image=None, *, program: str | None = None, budget: int = 5000,
+          seed: int = 0, sketch: bool = False, beam: int = 64, k: int = 3,
+          models: dict | None = None, device: str = "cpu", progress: bool = False) -> Solution:
+    """Find a program of language ``env`` that draws ``image`` (a path, PIL image or array), or
+    the render of ``program``, with TD search within ``budget`` programs.
+
+    ``sketch=True``: ``image`` is a hand drawing (CSG2D only); a ``program`` target is then
+    observed as a random sketch of it (seeded) and judged on its clean render, as the
+    CSG2D-Sketch test set is.  ``models`` maps ``policy``/``value``/``ar`` to checkpoint folders
+    (default: the shipped ones).  Raises :class:`ImageError` for an unreadable picture and
+    ``ValueError`` for an unknown language or one without trained models."""
+    import random
+    import time
+    from tdlib.experiment import Models, SearchConfig, default_model_folder, run_search
+    began = time.perf_counter()
+    if (image is None) == (program is None):
+        raise ValueError("give either an image or a program as the target")
+    env = make_env(env) if isinstance(env, str) else env
+    if sketch and env.name == "csg2d":
+        env = make_env("csg2d-sketch")
+    if sketch and env.name != "csg2d-sketch":
+        raise ValueError(f"sketches are CSG2D drawings; {env.name} has no sketch models")
+    from tdlib.checkpoint import RECORD_FILE
+    folders = dict(models or {})
+    for kind in ("policy", "value", "ar"):
+        folder = Path(folders.get(kind) or default_model_folder(env.name, kind))
+        if not (folder / RECORD_FILE).exists():
+            raise ValueError(f"{env.name} has no trained {kind} model ({folder} is missing); "
+                             f"train one with tdlib train or pass --{kind}")
+        folders[kind] = folder
+    if program is not None:
+        tree = env.parse(program)
+        target = env.render(tree)  # judged on the clean render
+
+        def observe(size):
+            return _as_tensor(env.observe(tree, random.Random(seed), size))
+    else:
+        target = image_to_observation(env, image, env.default_size, sketch)
+        cache = {}
+
+        def observe(size):
+            if size not in cache:
+                cache[size] = _as_tensor(image_to_observation(env, image, size, sketch))
+            return cache[size]
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=budget, desc=f"TD search {env.name}", unit="programs",
+                   dynamic_ncols=True)
+
+    def tick(expansions):
+        bar.update(1)
+        if expansions.spent % 50 == 0:
+            bar.set_postfix(best_error=f"{expansions.best_error:.4f}")
+    expansions = search.Expansions(env, target, budget, tick if bar is not None else None)
+    config = SearchConfig("td-search", budget, seed, "value", beam, k)
+    try:
+        outcome = run_search(env, expansions, observe, Models(env, folders, device), config, seed)
+    finally:
+        if bar is not None:
+            bar.close()
+    return Solution(outcome.best_program, outcome.solved, outcome.best_error,
+                    outcome.expansions, expansions.trajectory(outcome.best_program), target,
+                    time.perf_counter() - began)
+
+
+def side_by_side(env: Env, images: list[np.ndarray], gap: int = 4) -> np.ndarray:
+    """RGB images of one height in a row, each framed in grey, white between them."""
+    views = [np.pad(env.display(im), ((1, 1), (1, 1), (0, 0)), constant_values=0.75)
+             for im in images]
+    spacer = np.ones((views[0].shape[0], gap, 3), np.float32)
+    row = [views[0]]
+    for view in views[1:]:
+        row += [spacer, view]
+    return np.concatenate(row, axis=1)
+
+
+def write_outputs(env: Env, solution: Solution, prefix: str | Path,
+                  frame_ms: int = 400) -> list[Path]:
+    """``<prefix>.svg`` (the program), ``<prefix>.png`` (the target beside the program's
+    render) and ``<prefix>.gif`` (the search's path from its start to the program, each frame
+    the target beside the program so far); returns the paths."""
+    from PIL import Image
+    from tdlib.plotting import save_png
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    svg, png, gif = (prefix.with_name(prefix.name + ext) for ext in (".svg", ".png", ".gif"))
+    svg.write_text(env.to_svg(solution.program))
+    save_png(png, side_by_side(env, [solution.target, env.render(solution.program)]))
+    frames = [side_by_side(env, [solution.target, env.render(p)])
+              for p in (solution.trajectory or [solution.program])]
+    pictures = [Image.fromarray(np.round(f * 255).astype(np.uint8)) for f in frames]
+    durations = [frame_ms] * (len(pictures) - 1) + [frame_ms * 5]  # rest on the result
+    pictures[0].save(gif, save_all=True, append_images=pictures[1:], duration=durations,
+                     loop=0)
+    return [svg, png, gif]

@@ -1,0 +1,101 @@
+"""Solve-rate curves and the Figure 4 table, against brute force over synthetic runs."""
+
+import csv
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from tdlib import results
+from tdlib.experiment import FIELDS
+
+
+def write_run(folder, testset, method, score, seed, budget, expansions):
+    """A run file as ``tdlib evaluate`` writes it; ``expansions[i]`` None: problem i unsolved."""
+    path = results.output_name(folder, testset, method, score, budget, seed)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        for i, e in enumerate(expansions):
+            writer.writerow({"index": i, "solved": int(e is not None),
+                             "expansions": "" if e is None else e,
+                             "spent": budget if e is None else e, "best_error": 0.1 * i,
+                             "best_program": f"program {method} {i}", "seconds": 1.0})
+    settings = {"testset": f"{testset}.jsonl", "method": method, "score": score, "seed": seed,
+                "budget": budget, "beam": 64, "k": 3}
+    path.with_suffix(".csv.json").write_text(json.dumps(settings))
+    return path
+
+
+def random_expansions(rng, n, budget):
+    return [int(e) if rng.random() < 0.6 else None for e in rng.integers(1, budget + 1, n)]
+
+
+def test_solved_within_matches_brute_force(tmp_path, rng):
+    runs_in = {}
+    for seed in range(3):
+        for method, score in [("td-search", "value"), ("ar", "value")]:
+            e = random_expansions(rng, 20, 500)
+            write_run(tmp_path, "csg2d", method, score, seed, 500, e)
+            runs_in[(method, seed)] = e
+    runs = results.load_runs(tmp_path)
+    assert set(runs["score"]) == {"value", ""}, "only scored methods keep their score"
+    budgets = [1, 7, 100, 500, 1000]
+    curves = results.solved_within(runs, budgets)
+    for (method, seed), e in runs_in.items():
+        for b in budgets:
+            got = curves[(curves["method"] == method) & (curves["seed"] == seed)
+                         & (curves["at"] == b)]["solved"].item()
+            if b > 500:
+                assert np.isnan(got), "a budget the run never reached is not measured"
+            else:
+                assert got == pytest.approx(sum(x is not None and x <= b for x in e) / len(e))
+
+
+def test_solved_table_mean_and_std_over_seeds(tmp_path, rng):
+    per_seed = []
+    for seed in range(4):
+        e = random_expansions(rng, 16, 100)
+        write_run(tmp_path, "tinysvg", "td-rollout", "value", seed, 100, e)
+        per_seed.append(sum(x is not None and x <= 10 for x in e) / 16)
+    write_run(tmp_path, "tinysvg", "ar", "value", 0, 1000, [5, None, 900, None])
+    table = results.solved_table(results.load_runs(tmp_path), budgets=(10, 100, 1000, 5000))
+    row = table[(table["method"] == "td-rollout") & (table["budget"] == 10)].iloc[0]
+    assert row["seeds"] == 4 and row["problems"] == 16 and row["env"] == "tinysvg"
+    assert row["solved_mean"] == pytest.approx(np.mean(per_seed))
+    assert row["solved_std"] == pytest.approx(np.std(per_seed))
+    assert set(table[table["method"] == "td-rollout"]["budget"]) == {10, 100}
+    ar = table[table["method"] == "ar"].set_index("budget")["solved_mean"]
+    assert ar.to_dict() == {10: 0.25, 100: 0.25, 1000: 0.5}, "5000 was never reached"
+
+
+def test_load_runs_ignores_files_without_settings(tmp_path):
+    write_run(tmp_path, "csg2d", "repl", "value", 0, 10, [3])
+    (tmp_path / "notes.csv").write_text("a,b\n1,2\n")
+    runs = results.load_runs(tmp_path)
+    assert list(runs["file"].unique()) == ["csg2d_repl_b10_s0.csv"]
+    assert results.load_runs(tmp_path / "empty").empty
+
+
+def test_plot_draws_one_curve_per_method_and_best_programs_pick_the_seed(tmp_path):
+    write_run(tmp_path, "csg2d", "td-search", "value", 0, 50, [4, None])
+    write_run(tmp_path, "csg2d", "td-search", "value", 1, 50, [None, 9])
+    write_run(tmp_path, "csg2d", "random-search", "pixel", 0, 50, [None, None])
+    runs = results.load_runs(tmp_path)
+    fig, ax = plt.subplots()
+    results.plot_solved(ax, runs, "csg2d")
+    assert len(ax.get_lines()) == 2
+    mean = ax.get_lines()[1].get_ydata()  # td-search (value) sorts after random-search
+    assert mean[0] == 0 and mean[-1] == pytest.approx(0.5)
+    plt.close(fig)
+    best = results.best_programs(runs, "csg2d", [1], seed=1)
+    assert best.to_dict("records") == [{"index": 1, "method": "TD search (value)",
+                                        "program": "program td-search 1", "solved": True,
+                                        "best_error": pytest.approx(0.1)}]
+
+
+def test_plans_name_distinct_files():
+    names = {results.output_name("x", *job, 1000, seed)
+             for jobs in results.PLANS.values() for job in jobs for seed in range(3)}
+    assert len(names) == 3 * sum(len(jobs) for jobs in results.PLANS.values())

@@ -1,0 +1,86 @@
+"""Run the committed evaluations (``results/eval/``) in parallel single-threaded workers.
+
+Each job is one ``tdlib evaluate`` call (one method, one scoring, one seed, one test set); its
+CSV goes to ``results/eval/<testset>_<method>[-<score>]_b<budget>_s<seed>.csv`` and every job
+resumes, so the same command continues after an interruption, in this session or the next.
+Single-threaded workers, one per core, beat one process with two torch threads on these small
+networks (the search loop is Python-bound between small forward passes).
+
+    python tools/run_evaluations.py --plan csg2d --seeds 0 1 2 --budget 1000 --workers 2
+    python tools/run_evaluations.py --plan csg2d --dry-run     # print the commands only
+    python tools/run_evaluations.py --queue csg2d/0 csg2d_hard/0/td-search-value,ar  # in order
+
+A ``--queue`` entry is ``plan/seeds[/labels]``: seeds comma-separated, labels (``td-search-value``,
+``ar``, ``random-search-value``, ``repl``, ``td-rollout``, ...) the runs of the plan to keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tdlib.results import PLANS, output_name
+
+ROOT = Path(__file__).resolve().parents[1]
+EVAL = ROOT / "results" / "eval"
+
+
+def command(testset, method, score, budget, seed, limit=None, folder=EVAL) -> list[str]:
+    cmd = [sys.executable, "-m", "tdlib.experiment", "--method", method,
+           "--testset", str(ROOT / "results" / "testsets" / f"{testset}.jsonl"),
+           "--budget", str(budget), "--seed", str(seed), "--score", score,
+           "-o", str(output_name(folder, testset, method, score, budget, seed)),
+           "--resume", "--no-progress"]
+    return cmd + (["--limit", str(limit)] if limit is not None else [])
+
+
+def run(cmd: list[str]) -> int:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    out = Path(cmd[cmd.index("-o") + 1])
+    print("start", out.name, flush=True)
+    rc = subprocess.call(cmd, env=env, cwd=ROOT)
+    print("done " if rc == 0 else f"FAILED ({rc})", out.name, flush=True)
+    return rc
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plan", nargs="+", default=["csg2d"], choices=sorted(PLANS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--budget", type=int, default=1000)
+    parser.add_argument("--limit", type=int, help="only the first N problems of each set")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--output-dir", type=Path, default=EVAL,
+                        help="where the CSV files go (default: results/eval)")
+    parser.add_argument("--queue", nargs="+", metavar="PLAN/SEEDS[/LABELS]",
+                        help="run these, in order, instead of --plan and --seeds")
+    parser.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args(argv)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    # seed-major order: every method's first seed is done before any second seed begins
+    queue = args.queue or [f"{plan}/{','.join(map(str, args.seeds))}" for plan in args.plan]
+    jobs = []
+    for entry in queue:
+        plan, seeds, *labels = entry.split("/")
+        if plan not in PLANS:
+            parser.error(f"unknown plan {plan!r} in {entry!r}; plans: {', '.join(PLANS)}")
+        for seed in map(int, seeds.split(",")):
+            for job in PLANS[plan]:
+                label = output_name(EVAL, *job, args.budget, seed).stem.split("_b")[0]
+                if labels and label.removeprefix(f"{job[0]}_") not in labels[0].split(","):
+                    continue
+                jobs.append(command(*job, args.budget, seed, args.limit, args.output_dir))
+    if args.dry_run:
+        print("\n".join(" ".join(c) for c in jobs))
+        return 0
+    with ThreadPoolExecutor(args.workers) as pool:
+        failed = sum(rc != 0 for rc in pool.map(run, jobs))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
