@@ -319,6 +319,32 @@ def table(rows: list[tuple[Bench, float]]) -> str:
     return "\n".join(lines)
 
 
+def evaluation_speed() -> str:
+    """Search speed read from the committed evaluations (``results/eval/``): per method, node
+    expansions per second of search time and the median seconds to a solution (issue 14 §5),
+    as the runs measured them (single-threaded workers, two at a time on the 2 cores)."""
+    from tdlib.results import load_runs, method_label
+    runs = load_runs(Path(__file__).resolve().parents[1] / "results" / "eval")
+    if runs.empty:
+        return ""
+    lines = ["## Search, from the committed evaluations",
+             "",
+             "Read from `results/eval/` (written by `make evaluate`: single-threaded workers, two "
+             "at a time on the two cores, so one process had one core): expansions per second of "
+             "search time, and the median seconds to a solution over the solved problems "
+             "(goal checks and rendering included; model loading not).",
+             "",
+             "| test set | method | runs | problems solved | expansions/s | median s to solve |",
+             "|---|---|---:|---:|---:|---:|"]
+    for (testset, method, score), group in runs.groupby(["testset", "method", "score"]):
+        solved = group[group["solved"]]
+        rate = group["spent"].sum() / max(group["seconds"].sum(), 1e-9)
+        median = f"{solved['seconds'].median():.2f}" if len(solved) else "—"
+        lines.append(f"| {testset} | {method_label(method, score)} | {group['file'].nunique()} | "
+                     f"{len(solved)} / {len(group)} | {rate:,.0f} | {median} |")
+    return "\n".join(lines + [""])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, help="write the markdown report here")
@@ -359,6 +385,7 @@ def main(argv=None) -> int:
         "",
         table(rows),
         "",
+        evaluation_speed(),
     ])
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -46,6 +46,13 @@ def _count(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {value}")
+    return value
+
+
 def _add_env(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", required=True, choices=list(list_envs()), metavar="ENV",
                         help="language: " + ", ".join(list_envs()))
@@ -124,11 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--program", help="a program whose render is the target")
     solve.add_argument("--sketch", action="store_true",
                        help="the picture is a hand drawing (CSG2D; uses the CSG2D-Sketch models)")
-    solve.add_argument("--budget", type=_count, default=5000,
+    solve.add_argument("--budget", type=_positive, default=5000,
                        help="programs compiled at most (5000)")
     solve.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    solve.add_argument("--beam", type=_count, default=64, help="beam size (64)")
-    solve.add_argument("-k", type=_count, default=3, help="edits proposed per kept program (3)")
+    solve.add_argument("--beam", type=_positive, default=64, help="beam size (64)")
+    solve.add_argument("-k", type=_positive, default=3, help="edits proposed per kept program (3)")
     for kind in ("policy", "value", "ar"):
         solve.add_argument(f"--{kind}", help=f"{kind} checkpoint folder (default: shipped)")
     solve.add_argument("--device", default="cpu", help="where the networks run (cpu, cuda)")
@@ -233,7 +240,10 @@ def _cmd_solve(args, out) -> None:
         env = make_env("csg2d-sketch" if args.sketch else args.env)
         for path in write_outputs(env, result, args.output):
             print(f"wrote {path}", file=out)
-    if result.solved:
+    if not result.judged:
+        print(f"a sketch has no clean target to check: after {result.expansions} programs, the "
+              f"one the value network ranks closest ({result.score:.1f} edits left)", file=out)
+    elif result.solved:
         print(f"solved: the goal check passed after {result.expansions} programs", file=out)
     else:
         print(f"not solved within {result.expansions} programs; best mean pixel error "

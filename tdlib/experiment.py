@@ -210,6 +210,7 @@ def evaluate_testset(testset: str | Path, config: SearchConfig, out: str | Path,
         writer = csv.DictWriter(f, fieldnames=FIELDS)
         if f.tell() == 0:  # a new (or header-less) file; a resumed one has its header
             writer.writeheader()
+            f.flush()  # a reader sees a header, not an empty file, while the first row runs
         solved, total = 0, 0
         bar = tqdm(todo, disable=not progress, desc=f"{config.method} {env.name}",
                    dynamic_ncols=True)

@@ -42,6 +42,26 @@ def run_notebook(path: Path, output_dir: Path, preset: str, **parameters) -> Pat
     return output
 
 
+def snapshot(folders) -> dict[Path, str]:
+    """Content hash of every file under ``folders`` (to report what a run changed)."""
+    import hashlib
+    return {f: hashlib.sha1(f.read_bytes()).hexdigest()
+            for folder in folders if Path(folder).exists()
+            for f in sorted(Path(folder).rglob("*")) if f.is_file()}
+
+
+def report_changes(before: dict, after: dict, root: Path) -> str:
+    """One line each for the new and changed files, then a count of the unchanged ones."""
+    def name(f):
+        return str(f.relative_to(root)) if f.is_relative_to(root) else str(f)
+    new = [name(f) for f in after if f not in before]
+    changed = [name(f) for f in after if f in before and before[f] != after[f]]
+    lines = [f"  new: {n}" for n in new] + [f"  changed: {n}" for n in changed]
+    unchanged = len(after) - len(new) - len(changed)
+    return "\n".join(lines + [f"{len(new)} new, {len(changed)} changed, {unchanged} unchanged "
+                               "figure and table files"])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tdlib.notebook_runner",
                                      description="Execute the numbered notebooks with papermill.")
@@ -64,11 +84,15 @@ def main(argv=None) -> int:
         # beside their executed notebooks so that they never overwrite them.
         os.environ.setdefault("TDLIB_FIGURES", str(args.output_dir / "figures"))
         os.environ.setdefault("TDLIB_RESULTS", str(args.output_dir / "results"))
+    from tdlib.plotting import figures_dir, results_dir
+    watched = [figures_dir(), results_dir() / "tables"]
+    before = snapshot(watched)
     for path in paths:
         start = time.perf_counter()
         print(f"running {path.name} (preset {args.preset}) ...", flush=True)
         out = run_notebook(path, args.output_dir, args.preset)
         print(f"  done in {time.perf_counter() - start:.0f} s -> {out}", flush=True)
+    print(report_changes(before, snapshot(watched), project_root()))
     return 0
 
 

@@ -4,8 +4,10 @@ Each run of ``tdlib evaluate`` is a CSV of per-problem rows beside a ``<file>.js
 settings that made them (test set, method, score, seed, budget, ...).  :func:`load_runs` reads a
 folder of them into one table; :func:`solved_within` gives, per run, the fraction of its problems
 solved within each budget of node expansions (a method stops at its first solution, so one run at
-budget B answers every budget up to B); :func:`solved_table` averages over seeds (Figure 4's
-table); :func:`plot_solved` draws the curves.
+budget B tells how many problems it solved within every smaller budget b; for TD search and
+roll-outs that is exactly a run at budget b, for AR and REPL sampling nearly: their cap on sampling
+rounds grows with the budget); :func:`select_runs` keeps one complete run per seed;
+:func:`solved_table` averages over seeds (Figure 4's table); :func:`plot_solved` draws the curves.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-RUN_KEYS = ("testset", "method", "score", "seed", "budget")
+RUN_KEYS = ("testset", "method", "score", "variant", "seed", "budget")
 # the methods whose ranking of the beam is a setting (for the others the score is unused)
 SCORED_METHODS = ("td-search", "random-search")
 METHOD_LABELS = {
@@ -65,9 +67,9 @@ def run_plan(plan: str, seeds: Sequence[int], budget: int, folder: str | Path,
 
 def best_programs(runs: pd.DataFrame, testset: str, indices: Sequence[int],
                   seed: int = 0) -> pd.DataFrame:
-    """Figure 6's content: per problem (rows) and method (columns, labelled), the best program
-    each run reached and whether it solved, from the runs of ``seed``."""
-    mine = runs[(runs["testset"] == testset) & (runs["seed"] == seed)
+    """Figure 6's content: per problem and method (labelled), the best program each run reached
+    and whether it solved, from the runs of ``seed`` (pass :func:`select_runs`' runs)."""
+    mine = runs[(runs["testset"] == testset) & (runs["seed"] == seed) & (runs["variant"] == "")
                 & runs["index"].isin(list(indices))]
     rows = []
     for (method, score), run in mine.groupby(["method", "score"], sort=True):
@@ -84,21 +86,38 @@ def method_label(method: str, score: str | None = None) -> str:
     return f"{label} ({score})" if method in SCORED_METHODS and score else label
 
 
+def run_variant(settings: dict) -> str:
+    """The settings of a run beyond method, score, seed and budget that differ from the
+    defaults (``"beam=16 k=1"``; blank for the paper's settings): runs that differ so are kept
+    apart."""
+    from dataclasses import fields
+    from tdlib.experiment import SearchConfig
+    defaults = {f.name: f.default for f in fields(SearchConfig)}
+    return " ".join(f"{k}={settings[k]}" for k in sorted(defaults)
+                    if k not in ("method", "score", "seed", "budget") and k in settings
+                    and settings[k] != defaults[k])
+
+
 def load_runs(folder: str | Path) -> pd.DataFrame:
     """Every ``*.csv`` with a settings sidecar in ``folder``: one row per (run, problem), with
-    the run's settings as columns (``score`` is blank for methods that do not use one)."""
+    the run's settings as columns (``score`` is blank for methods that do not use one).  Files
+    with no rows yet (a run that is starting) are skipped."""
     frames = []
     for path in sorted(Path(folder).glob("*.csv")):
         sidecar = path.with_suffix(".csv.json")
-        if not sidecar.exists():
+        if not sidecar.exists() or path.stat().st_size == 0:
             continue
         settings = json.loads(sidecar.read_text())
-        rows = pd.read_csv(path, keep_default_na=False, na_values={"expansions": [""]})
+        try:
+            rows = pd.read_csv(path, keep_default_na=False, na_values={"expansions": [""]})
+        except pd.errors.EmptyDataError:
+            continue
         if rows.empty:
             continue
         rows["testset"] = Path(settings["testset"]).stem
         rows["method"] = settings["method"]
         rows["score"] = settings["score"] if settings["method"] in SCORED_METHODS else ""
+        rows["variant"] = run_variant(settings)
         rows["seed"] = int(settings["seed"])
         rows["budget"] = int(settings["budget"])
         rows["file"] = path.name
@@ -111,12 +130,32 @@ def load_runs(folder: str | Path) -> pd.DataFrame:
     return runs
 
 
+def select_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The runs a figure compares: for each (test set, method, score, variant, seed) the file of
+    the largest budget, and only complete runs (as many problems as the most complete run of
+    its test set), so every curve counts the same problems.  Returns them and a line for each
+    file left out, saying why."""
+    if runs.empty:
+        return runs, []
+    files = runs.groupby("file").agg(**{k: (k, "first") for k in RUN_KEYS},
+                                     problems=("index", "nunique"))
+    full = files.groupby("testset")["problems"].transform("max")
+    left_out = [f"{f}: partial, {n} of {m} problems" for f, n, m in
+                zip(files.index, files["problems"], full) if n < m]
+    files = files[files["problems"] == full]
+    best = files.sort_values("budget").groupby(
+        ["testset", "method", "score", "variant", "seed"]).tail(1).index
+    left_out += [f"{f}: a run of the same settings at a larger budget is used"
+                 for f in files.index if f not in set(best)]
+    return runs[runs["file"].isin(set(best))].reset_index(drop=True), left_out
+
+
 def solved_within(runs: pd.DataFrame, budgets: Sequence[int]) -> pd.DataFrame:
-    """Per run and budget ``b``: the fraction of the run's problems solved within ``b``
+    """Per run (file) and budget ``b``: the fraction of the run's problems solved within ``b``
     expansions (NaN above the run's own budget: not measured), and the problem count."""
     out = []
-    for key, run in runs.groupby(list(RUN_KEYS), sort=True):
-        record = dict(zip(RUN_KEYS, key))
+    for _, run in runs.groupby("file", sort=True):
+        record = {k: run[k].iloc[0] for k in RUN_KEYS}
         expansions = np.where(run["solved"], run["expansions"].astype(float), np.inf)
         for b in budgets:
             rate = float((expansions <= b).mean()) if b <= record["budget"] else np.nan
@@ -126,31 +165,37 @@ def solved_within(runs: pd.DataFrame, budgets: Sequence[int]) -> pd.DataFrame:
 
 def solved_table(runs: pd.DataFrame, budgets: Sequence[int] = (10, 100, 1000, 5000),
                  env_of: dict | None = None) -> pd.DataFrame:
-    """Figure 4's table: ``env,testset,method,score,seeds,budget,problems,solved_mean,solved_std``
-    (the standard deviation over seeds, 0 for one seed); budgets no run reached are left out."""
+    """Figure 4's table: ``env,testset,method,score,variant,seeds,budget,problems,solved_mean,
+    solved_std`` (the sample standard deviation over seeds; NaN for one seed); budgets no run
+    reached are left out.  Pass :func:`select_runs`' runs: one run per seed."""
     curves = solved_within(runs, budgets)
     if curves.empty:
-        return pd.DataFrame(columns=["env", "testset", "method", "score", "seeds", "budget",
-                                     "problems", "solved_mean", "solved_std"])
+        return pd.DataFrame(columns=["env", "testset", "method", "score", "variant", "seeds",
+                                     "budget", "problems", "solved_mean", "solved_std"])
     rows = []
-    for (testset, method, score, at), group in curves.groupby(
-            ["testset", "method", "score", "at"], sort=True):
+    for (testset, method, score, variant, at), group in curves.groupby(
+            ["testset", "method", "score", "variant", "at"], sort=True):
         measured = group["solved"].dropna()
         if measured.empty:
             continue
+        if group["seed"].duplicated().any():
+            raise ValueError(f"{testset} {method} {score} {variant}: several runs of one seed; "
+                             "pass the runs through select_runs first")
         rows.append({"env": (env_of or {}).get(testset, testset.split("_")[0]),
-                     "testset": testset, "method": method, "score": score,
+                     "testset": testset, "method": method, "score": score, "variant": variant,
                      "seeds": len(measured), "budget": int(at),
                      "problems": int(group["problems"].min()),
-                     "solved_mean": measured.mean(), "solved_std": measured.std(ddof=0)})
+                     "solved_mean": measured.mean(),
+                     "solved_std": measured.std(ddof=1) if len(measured) > 1 else np.nan})
     return pd.DataFrame(rows)
 
 
 def plot_solved(ax, runs: pd.DataFrame, testset: str, methods: Sequence[tuple] | None = None,
                 budget: int | None = None, points: int = 200):
     """Fraction solved against node expansions (log axis), mean and std over seeds, one curve
-    per ``(method, score)`` of ``testset`` (default: all that were run on it)."""
-    runs = runs[runs["testset"] == testset]
+    per ``(method, score)`` of ``testset`` (default: all that were run on it; runs at the
+    paper's settings only).  Pass :func:`select_runs`' runs."""
+    runs = runs[(runs["testset"] == testset) & (runs["variant"] == "")]
     budget = budget or int(runs["budget"].max())
     grid = np.unique(np.geomspace(1, budget, points).round().astype(int))
     curves = solved_within(runs, grid)
@@ -160,7 +205,7 @@ def plot_solved(ax, runs: pd.DataFrame, testset: str, methods: Sequence[tuple] |
         if mine.empty:
             continue
         table = mine.pivot_table(index="at", columns="seed", values="solved")
-        mean, std = table.mean(axis=1), table.std(axis=1, ddof=0).fillna(0.0)
+        mean, std = table.mean(axis=1), table.std(axis=1, ddof=1).fillna(0.0)
         dashed = method == "td-search" and score != "value"
         line, = ax.plot(table.index, mean, ls="--" if dashed else "-",
                         label=f"{method_label(method, score)} (n={table.shape[1]} seeds)")

@@ -60,6 +60,7 @@ class Expansions:
             self.target_image = env.render(target)
         self.seen: set[str] = set()
         self.parents: dict[str, str | None] = {}  # program -> the program it was made from
+        self.best_scored: tuple[float, str] | None = None  # a search's lowest score, program
         self.spent = 0
         self.solved_at: int | None = None
         self.solution: SyntaxTree | None = None
@@ -221,6 +222,8 @@ def beam_search(expansions: Expansions, starts, propose, score, beam: int = 64, 
         stalled = 0
         values = score(new, parents, logprobs)
         keep = np.argsort(values, kind="stable")[:beam]
+        if expansions.best_scored is None or values[keep[0]] < expansions.best_scored[0]:
+            expansions.best_scored = (float(values[keep[0]]), str(new[keep[0]]))
         frontier, scores = [new[i] for i in keep], [float(values[i]) for i in keep]
     return expansions.outcome()
 

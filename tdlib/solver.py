@@ -35,18 +35,22 @@ class Solution:
 
     program: str  # the solution, else the program of lowest pixel error reached
     solved: bool  # whether it passed the language's goal check against the target
-    score: float  # mean absolute pixel difference to the target (0 is exact)
+    score: float  # the program's mean absolute pixel difference to the target (0 is exact);
+    # for a sketch picture (no clean target to compare with) the value network's predicted
+    # number of edits left
     expansions: int  # programs compiled and checked (to the solution if solved)
     trajectory: list[str] = field(default_factory=list)  # start ... program, one edit apart
+    judged: bool = True  # False for a sketch picture: the goal check cannot be made
     target: np.ndarray | None = None  # the target as judged (H x W x C, default size)
     seconds: float = 0.0
 
 
 def load_image(image) -> np.ndarray:
     """An ``H x W x 3`` float RGB array in [0, 1] from a path, a PIL image or an array (grey
-    ``H x W``, ``H x W x 1``, RGB or RGBA; uint8 or floats in [0, 1]); alpha is composited on
-    white, so a transparent background is paper."""
-    from PIL import Image, UnidentifiedImageError
+    ``H x W``, ``H x W x 1``, RGB or RGBA; integers scaled by their type's maximum, so 8- and
+    16-bit pictures read alike; floats in [0, 1]; booleans: True is white); alpha is composited
+    on white, so a transparent background is paper.  EXIF rotation is applied."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
         if not path.is_file():
@@ -54,27 +58,35 @@ def load_image(image) -> np.ndarray:
         try:
             with Image.open(path) as opened:
                 opened.load()
-                image = opened.copy()
+                image = ImageOps.exif_transpose(opened)  # photos: the way the camera was held
         except (UnidentifiedImageError, OSError) as err:
             raise ImageError(f"{path} is not a readable image ({err})") from None
     if isinstance(image, Image.Image):
         if image.width == 0 or image.height == 0:
             raise ImageError("the image is empty")
-        rgba = image.convert("RGBA")
-        array = np.asarray(rgba, np.float32) / 255.0
+        if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit grey, float grey
+            array = np.asarray(image, np.float64)
+            array = array / 65535.0 if image.mode != "F" or array.max() > 1 else array
+        else:
+            array = np.asarray(image.convert("RGBA"), np.float32) / 255.0
     else:
         array = np.asarray(image)
-        if array.dtype == np.uint8:
-            array = array.astype(np.float32) / 255.0
-        array = array.astype(np.float32)
-        if array.ndim == 2:
-            array = array[:, :, None]
-        if array.ndim != 3 or array.shape[-1] not in (1, 3, 4) or 0 in array.shape:
-            raise ImageError(f"an image is H x W, H x W x 1, 3 or 4, got shape {array.shape}")
-        if array.shape[-1] == 1:
-            array = np.repeat(array, 3, axis=-1)
-        if array.shape[-1] == 3:
-            array = np.concatenate([array, np.ones_like(array[:, :, :1])], axis=-1)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4) or 0 in array.shape:
+        raise ImageError(f"an image is H x W, H x W x 1, 3 or 4, got shape {array.shape}")
+    if array.dtype == bool:
+        array = array.astype(np.float32)  # True is white (bright), as in any grey image
+    elif np.issubdtype(array.dtype, np.integer):
+        array = array.astype(np.float64) / np.iinfo(array.dtype).max
+    array = array.astype(np.float32)
+    if np.isnan(array).any() or array.min() < 0 or array.max() > 1:
+        raise ImageError("a float image holds values in [0, 1]; this one has "
+                         f"{np.nanmin(array):.3g} to {np.nanmax(array):.3g}")
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    if array.shape[-1] == 3:
+        array = np.concatenate([array, np.ones_like(array[:, :, :1])], axis=-1)
     rgb, alpha = array[:, :, :3], array[:, :, 3:]
     return np.clip(rgb * alpha + (1.0 - alpha), 0.0, 1.0)
 
@@ -85,10 +97,11 @@ def image_to_observation(env: Env, image, size: int | None = None,
 
     A non-square picture is padded with white to a square around its centre, then resized
     (area averaging).  One-channel languages (CSG2D) read ink: ``1 - luminance``, dark shapes on
-    light paper.  ``sketch=True`` stretches the ink so that the paper (the 90th percentile of
-    brightness) is 0 and the darkest strokes (the 1st percentile) are 1: pencil on grey paper
-    reads like the black-on-white sketches the CSG2D-Sketch policy was trained on.  Colour
-    languages keep RGB.  The inverse of :meth:`Env.display` within 1/255 for a render."""
+    light paper.  ``sketch=True`` stretches the ink, measured on the full picture, so that the
+    paper (the median) is 0 and the darkest strokes (the 99.9th percentile) are 1: pencil on grey
+    paper reads like the black-on-white sketches the CSG2D-Sketch models were trained on; a page
+    with less contrast than 0.15 is left as it is (there is nothing to stretch but noise).
+    Colour languages keep RGB.  The inverse of :meth:`Env.display` within 1/255 for a render."""
     from PIL import Image
     size = env.default_size if size is None else int(size)
     rgb = load_image(image)
@@ -99,18 +112,21 @@ def image_to_observation(env: Env, image, size: int | None = None,
         top, left = (side - h) // 2, (side - w) // 2
         square[top:top + h, left:left + w] = rgb
         rgb = square
-    if rgb.shape[0] != size:
-        pil = Image.fromarray(np.round(rgb * 255).astype(np.uint8))
-        rgb = np.asarray(pil.resize((size, size), Image.Resampling.BOX), np.float32) / 255.0
     if env.channels == 3:
-        return np.ascontiguousarray(rgb, np.float32)
-    if env.channels != 1:
+        planes = [rgb[:, :, c] for c in range(3)]
+    elif env.channels == 1:
+        ink = 1.0 - (0.299 * rgb[:, :, 0] + 0.587 * rgb[:, :, 1] + 0.114 * rgb[:, :, 2])
+        if sketch:
+            paper, darkest = np.median(ink), np.percentile(ink, 99.9)
+            if darkest - paper >= 0.15:
+                ink = (ink - paper) / (darkest - paper)
+        planes = [np.clip(ink, 0.0, 1.0)]
+    else:
         raise ValueError(f"{env.name} images have {env.channels} channels: no conversion known")
-    ink = 1.0 - (0.299 * rgb[:, :, 0] + 0.587 * rgb[:, :, 1] + 0.114 * rgb[:, :, 2])
-    if sketch:
-        paper, darkest = np.percentile(ink, 10), np.percentile(ink, 99)
-        ink = (ink - paper) / max(darkest - paper, 1e-3)
-    return np.clip(ink, 0.0, 1.0).astype(np.float32)[:, :, None]
+    if planes[0].shape[0] != size:  # float planes: no rounding to 8 bits before resizing
+        planes = [np.asarray(Image.fromarray(p.astype(np.float32), "F").resize(
+            (size, size), Image.Resampling.BOX)) for p in planes]
+    return np.clip(np.stack(planes, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
 def _as_tensor(image: np.ndarray) -> torch.Tensor:
@@ -119,27 +135,32 @@ def _as_tensor(image: np.ndarray) -> torch.Tensor:
 
 def solve(env: str | Env, image=None, *, program: str | None = None, budget: int = 5000,
           seed: int = 0, sketch: bool = False, beam: int = 64, k: int = 3,
-          models: dict | None = None, device: str = "cpu", progress: bool = False) -> Solution:
+          observation_seed: int | None = None, models: dict | None = None,
+          device: str = "cpu", progress: bool = False) -> Solution:
     """Find a program of language ``env`` that draws ``image`` (a path, PIL image or array), or
     the render of ``program``, with TD search within ``budget`` programs.
 
-    ``sketch=True``: ``image`` is a hand drawing (CSG2D only); a ``program`` target is then
-    observed as a random sketch of it (seeded) and judged on its clean render, as the
-    CSG2D-Sketch test set is.  ``models`` maps ``policy``/``value``/``ar`` to checkpoint folders
-    (default: the shipped ones).  Raises :class:`ImageError` for an unreadable picture and
-    ``ValueError`` for an unknown language or one without trained models."""
+    ``sketch=True``: ``image`` is a hand drawing (CSG2D only).  A sketch has no clean render to
+    check a program against, so the search runs its whole budget and returns the program the
+    value network ranked closest (``judged`` is False, ``score`` its predicted edits left).  A
+    ``program`` target with ``sketch=True`` is observed as a random sketch of it (drawn from
+    ``observation_seed``, default ``seed``) and judged on its clean render, as the CSG2D-Sketch
+    test set is.  ``models`` maps ``policy``/``value``/``ar`` to checkpoint folders (default:
+    the shipped ones).  Raises :class:`ImageError` for an unreadable picture and
+    ``ValueError`` for bad settings, an unknown language or one without trained models."""
     import random
     import time
+    from tdlib.checkpoint import RECORD_FILE
     from tdlib.experiment import Models, SearchConfig, default_model_folder, run_search
     began = time.perf_counter()
     if (image is None) == (program is None):
         raise ValueError("give either an image or a program as the target")
+    config = SearchConfig("td-search", budget, seed, "value", beam, k)  # validates them
     env = make_env(env) if isinstance(env, str) else env
     if sketch and env.name == "csg2d":
         env = make_env("csg2d-sketch")
     if sketch and env.name != "csg2d-sketch":
         raise ValueError(f"sketches are CSG2D drawings; {env.name} has no sketch models")
-    from tdlib.checkpoint import RECORD_FILE
     folders = dict(models or {})
     for kind in ("policy", "value", "ar"):
         folder = Path(folders.get(kind) or default_model_folder(env.name, kind))
@@ -147,12 +168,14 @@ def solve(env: str | Env, image=None, *, program: str | None = None, budget: int
             raise ValueError(f"{env.name} has no trained {kind} model ({folder} is missing); "
                              f"train one with tdlib train or pass --{kind}")
         folders[kind] = folder
+    judged = not (sketch and image is not None)
     if program is not None:
         tree = env.parse(program)
         target = env.render(tree)  # judged on the clean render
+        sketch_seed = seed if observation_seed is None else observation_seed
 
         def observe(size):
-            return _as_tensor(env.observe(tree, random.Random(seed), size))
+            return _as_tensor(env.observe(tree, random.Random(sketch_seed), size))
     else:
         target = image_to_observation(env, image, env.default_size, sketch)
         cache = {}
@@ -163,25 +186,46 @@ def solve(env: str | Env, image=None, *, program: str | None = None, budget: int
             return cache[size]
 
     bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=budget, desc=f"TD search {env.name}", unit="programs",
-                   dynamic_ncols=True)
-
-    def tick(expansions):
-        bar.update(1)
-        if expansions.spent % 50 == 0:
-            bar.set_postfix(best_error=f"{expansions.best_error:.4f}")
-    expansions = search.Expansions(env, target, budget, tick if bar is not None else None)
-    config = SearchConfig("td-search", budget, seed, "value", beam, k)
     try:
-        outcome = run_search(env, expansions, observe, Models(env, folders, device), config, seed)
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=budget, desc=f"TD search {env.name}", unit="programs",
+                       dynamic_ncols=True)
+
+        def tick(expansions):
+            bar.update(1)
+            if judged and expansions.spent % 50 == 0:
+                bar.set_postfix(best_error=f"{expansions.best_error:.4f}")
+        # a drawing never passes a goal check made for clean renders: search the whole budget
+        search_env = env if judged else _NeverSolved(env)
+        expansions = search.Expansions(search_env, target, budget,
+                                       tick if bar is not None else None)
+        outcome = run_search(search_env, expansions, observe, Models(env, folders, device),
+                             config, seed)
     finally:
         if bar is not None:
             bar.close()
-    return Solution(outcome.best_program, outcome.solved, outcome.best_error,
-                    outcome.expansions, expansions.trajectory(outcome.best_program), target,
-                    time.perf_counter() - began)
+    if judged:
+        best, solved = outcome.best_program, outcome.solved
+        score = float(np.abs(env.render(best) - target).mean())
+    else:
+        score, best = expansions.best_scored or (float("nan"), outcome.best_program)
+        solved = False
+    return Solution(best, solved, score, outcome.expansions, expansions.trajectory(best), judged,
+                    target, time.perf_counter() - began)
+
+
+class _NeverSolved:
+    """A language whose goal check never passes (a sketch picture has no clean target)."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+    def is_solved(self, image, target_image) -> bool:
+        return False
 
 
 def side_by_side(env: Env, images: list[np.ndarray], gap: int = 4) -> np.ndarray:

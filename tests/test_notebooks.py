@@ -31,3 +31,16 @@ def test_notebook_runs_with_smoke_preset(path, tmp_path):
     assert not errors
     assert (tmp_path / "figures").exists() and any((tmp_path / "figures").iterdir()), \
         "the notebook wrote its figures where TDLIB_FIGURES points"
+
+
+def test_the_runner_reports_new_and_changed_files(tmp_path):
+    from tdlib.notebook_runner import report_changes, snapshot
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "a.png").write_bytes(b"a")
+    (tmp_path / "figures" / "b.png").write_bytes(b"b")
+    before = snapshot([tmp_path / "figures", tmp_path / "missing"])
+    (tmp_path / "figures" / "b.png").write_bytes(b"B")
+    (tmp_path / "figures" / "c.png").write_bytes(b"c")
+    lines = report_changes(before, snapshot([tmp_path / "figures"]), tmp_path).splitlines()
+    assert lines == ["  new: figures/c.png", "  changed: figures/b.png",
+                     "1 new, 1 changed, 1 unchanged figure and table files"]

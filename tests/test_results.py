@@ -64,10 +64,45 @@ def test_solved_table_mean_and_std_over_seeds(tmp_path, rng):
     row = table[(table["method"] == "td-rollout") & (table["budget"] == 10)].iloc[0]
     assert row["seeds"] == 4 and row["problems"] == 16 and row["env"] == "tinysvg"
     assert row["solved_mean"] == pytest.approx(np.mean(per_seed))
-    assert row["solved_std"] == pytest.approx(np.std(per_seed))
+    assert row["solved_std"] == pytest.approx(np.std(per_seed, ddof=1))
     assert set(table[table["method"] == "td-rollout"]["budget"]) == {10, 100}
-    ar = table[table["method"] == "ar"].set_index("budget")["solved_mean"]
-    assert ar.to_dict() == {10: 0.25, 100: 0.25, 1000: 0.5}, "5000 was never reached"
+    ar = table[table["method"] == "ar"].set_index("budget")
+    assert ar["solved_mean"].to_dict() == {10: 0.25, 100: 0.25, 1000: 0.5}, "5000 never reached"
+    assert ar["solved_std"].isna().all(), "one seed has no spread to report"
+
+
+def test_select_runs_keeps_complete_runs_of_the_largest_budget_and_says_why(tmp_path, rng):
+    write_run(tmp_path, "csg2d", "ar", "value", 0, 100, [5, None, 50, None])
+    write_run(tmp_path, "csg2d", "ar", "value", 0, 1000, [5, 500, 50, None])
+    write_run(tmp_path, "csg2d", "ar", "value", 1, 1000, [5, 500])  # in progress
+    write_run(tmp_path, "csg2d", "repl", "value", 0, 1000, [None] * 4)
+    (tmp_path / "csg2d_repl_b1000_s1.csv").write_text("")  # just started: no rows yet
+    (tmp_path / "csg2d_repl_b1000_s1.csv.json").write_text(
+        (tmp_path / "csg2d_repl_b1000_s0.csv.json").read_text())
+    runs = results.load_runs(tmp_path)
+    chosen, left_out = results.select_runs(runs)
+    assert sorted(chosen["file"].unique()) == ["csg2d_ar_b1000_s0.csv", "csg2d_repl_b1000_s0.csv"]
+    assert left_out == ["csg2d_ar_b1000_s1.csv: partial, 2 of 4 problems",
+                        "csg2d_ar_b100_s0.csv: a run of the same settings at a larger budget "
+                        "is used"]
+    with pytest.raises(ValueError, match="several runs of one seed"):
+        results.solved_table(runs)
+    table = results.solved_table(chosen, (100, 1000))
+    assert table.set_index(["method", "budget"])["solved_mean"].to_dict() == {
+        ("ar", 100): 0.5, ("ar", 1000): 0.75, ("repl", 100): 0.0, ("repl", 1000): 0.0}
+
+
+def test_runs_with_other_settings_are_kept_apart(tmp_path):
+    path = write_run(tmp_path, "csg2d", "td-search", "value", 0, 50, [4, None])
+    other = tmp_path / "beam16.csv"
+    other.write_text(path.read_text())
+    settings = json.loads(path.with_suffix(".csv.json").read_text())
+    other.with_suffix(".csv.json").write_text(json.dumps({**settings, "beam": 16}))
+    runs = results.load_runs(tmp_path)
+    assert sorted(runs["variant"].unique()) == ["", "beam=16"]
+    chosen, left_out = results.select_runs(runs)
+    assert chosen["file"].nunique() == 2 and not left_out
+    assert len(results.solved_table(chosen, (10,))) == 2
 
 
 def test_load_runs_ignores_files_without_settings(tmp_path):
@@ -99,3 +134,23 @@ def test_plans_name_distinct_files():
     names = {results.output_name("x", *job, 1000, seed)
              for jobs in results.PLANS.values() for job in jobs for seed in range(3)}
     assert len(names) == 3 * sum(len(jobs) for jobs in results.PLANS.values())
+
+
+def test_the_evaluation_queue_names_its_runs_and_refuses_unknown_ones(tmp_path, capsys):
+    import runpy
+    from pathlib import Path
+    tool = Path(__file__).resolve().parents[1] / "tools" / "run_evaluations.py"
+    main = runpy.run_path(str(tool))["main"]
+    assert main(["--queue", "csg2d_hard/0,2/ar,td-search-value", "tinysvg/1", "--dry-run",
+                 "--output-dir", str(tmp_path / "out")]) == 0
+    outputs = [line.split(" -o ")[1].split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert [Path(o).name for o in outputs] == [
+        "csg2d_hard_td-search-value_b1000_s0.csv", "csg2d_hard_ar_b1000_s0.csv",
+        "csg2d_hard_td-search-value_b1000_s2.csv", "csg2d_hard_ar_b1000_s2.csv",
+        "tinysvg_td-search-value_b1000_s1.csv", "tinysvg_ar_b1000_s1.csv",
+        "tinysvg_td-rollout_b1000_s1.csv"]
+    assert not (tmp_path / "out").exists(), "a dry run writes nothing"
+    for bad in ("csg2d/0/AR", "csg2d", "nowhere/0"):
+        with pytest.raises(SystemExit):
+            main(["--queue", bad, "--dry-run"])
+        assert "error" in capsys.readouterr().err

@@ -191,10 +191,8 @@ def test_the_trajectory_walks_from_the_start_to_the_solution_one_edit_at_a_time(
         path = expansions.trajectory()
         assert path[0] == str(start) and path[-1] == outcome.best_program
         assert len(path) == outcome.expansions  # the oracle never branches
-        for before, after in zip(path, path[1:]):  # each step is one oracle edit
-            rng = random.Random(0)
-            assert len(edit_path(env.parse(before), env.parse(after), rng)) >= 2
-            assert expansions.parents[after] == before
+        for before, after in zip(path, path[1:]):  # each step is one small edit
+            assert len(edit_path(env.parse(before), env.parse(after), random.Random(0))) == 2
 
 
 def test_a_target_image_is_judged_like_its_program():

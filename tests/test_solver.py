@@ -55,12 +55,34 @@ def test_other_sizes_are_padded_to_a_square_and_resized():
     assert observed[:30].max() == 0 and observed[98:].max() == 0  # the white padding
 
 
+def test_sixteen_bit_and_float_pictures_read_like_eight_bit_ones(tmp_path):
+    env = tdlib.make_env("csg2d")
+    ink = env.render(RING)[:, :, 0]
+    Image.fromarray(np.round((1 - ink) * 65535).astype(np.uint16)).save(tmp_path / "grey16.png")
+    for picture in (tmp_path / "grey16.png", np.round((1 - ink) * 65535).astype(np.uint16),
+                    (1 - ink).astype(np.float64)):
+        assert np.abs(image_to_observation(env, picture)[:, :, 0] - ink).max() <= 1 / 255
+    with pytest.raises(ImageError, match=r"values in \[0, 1\]"):
+        load_image((1 - ink) * 255.0)
+
+
 def test_a_sketch_on_grey_paper_is_stretched_to_ink():
     env = tdlib.make_env("csg2d")
     ink = env.render(RING)[:, :, 0]
     grey_paper = 0.8 - 0.5 * ink  # pencil (grey 0.3) on grey paper (0.8)
     observed = image_to_observation(env, grey_paper, sketch=True)[:, :, 0]
     assert observed[ink == 0].max() < 0.02 and observed[ink == 1].min() > 0.98
+
+
+def test_thin_strokes_and_blank_noisy_pages_are_not_stretched_into_noise(rng):
+    env = tdlib.make_env("csg2d")
+    page = np.clip(0.9 + rng.normal(0, 0.01, (256, 256)), 0, 1)
+    blank = image_to_observation(env, page, sketch=True)[:, :, 0]
+    assert blank.max() < 0.15, "noise alone is not stretched into strokes"
+    page[100:120, 100] = page[100:120, 119] = page[100, 100:120] = page[119, 100:120] = 0.2
+    outline = image_to_observation(env, page, sketch=True)[:, :, 0]  # 0.1 % of the pixels
+    assert (outline > 0.5).mean() < 0.01, "the paper stays paper"
+    assert outline[10:40, 10:40].max() < 0.05 and outline[50:60, 50].min() > 0.3
 
 
 def test_unreadable_pictures_are_refused(tmp_path):
@@ -93,6 +115,22 @@ def test_solve_with_a_program_prints_a_program_that_parses_and_writes_its_files(
     assert again.trajectory[-1] == again.program and again.expansions <= 40
 
 
+def test_solve_from_an_image_file(tmp_path, capsys):
+    env = tdlib.make_env("csg2d")
+    save_png(tmp_path / "ring.png", env.display(env.render(RING, 200)))
+    assert run(["solve", "--env", "csg2d", "--image", str(tmp_path / "ring.png"), "--budget", "30",
+                "--no-progress"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    env.parse(lines[-1])
+    result = tdlib.solve("csg2d", tmp_path / "ring.png", budget=30)
+    assert result.program == lines[-1] and result.judged
+    assert result.score == pytest.approx(np.abs(env.render(result.program) - result.target).mean())
+    drawing = tdlib.solve("csg2d", tmp_path / "ring.png", budget=30, sketch=True)
+    assert not drawing.judged and not drawing.solved and drawing.expansions == 30, \
+        "a sketch is never judged solved: the whole budget is searched"
+    assert drawing.trajectory[-1] == drawing.program
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--env", "csg2d", "--image", "missing.png"], "no such image"),
     (["--env", "csg2d", "--image", "notes.png"], "not a readable image"),
@@ -103,11 +141,17 @@ def test_solve_with_a_program_prints_a_program_that_parses_and_writes_its_files(
 def test_solve_explains_bad_input_in_one_line(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes.png").write_text("not an image")
-    assert run(["solve", *argv, "--budget", "5", "--no-progress"]) == 2
+    assert run(["solve", "--budget", "5", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
 
 
-def test_an_unknown_language_is_refused(capsys):
-    assert run(["solve", "--env", "logo", "--program", "x"]) == 2
-    assert "invalid choice" in capsys.readouterr().err
+@pytest.mark.parametrize("argv, message", [
+    (["--env", "logo", "--program", "x"], "invalid choice"),
+    (["--env", "csg2d", "--program", RING, "--beam", "0"], "expected a positive integer"),
+    (["--env", "csg2d", "--program", RING, "--budget", "0"], "expected a positive integer"),
+])
+def test_bad_options_are_refused_by_the_parser(capsys, argv, message):
+    assert run(["solve", *argv]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # argparse: usage, then the error
+    assert last.startswith("tdlib solve: error:") and message in last

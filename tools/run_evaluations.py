@@ -23,10 +23,16 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tdlib.results import PLANS, output_name
+from tdlib.results import PLANS, SCORED_METHODS, output_name
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT / "results" / "eval"
+
+
+def label(job) -> str:
+    """``td-search-value``, ``ar``: a run of a plan, as ``--queue`` names it."""
+    _, method, score = job
+    return f"{method}-{score}" if method in SCORED_METHODS else method
 
 
 def command(testset, method, score, budget, seed, limit=None, folder=EVAL) -> list[str]:
@@ -60,23 +66,29 @@ def main(argv=None) -> int:
                         help="run these, in order, instead of --plan and --seeds")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
+    args.output_dir = args.output_dir.resolve()  # the workers run from the project root
     # seed-major order: every method's first seed is done before any second seed begins
     queue = args.queue or [f"{plan}/{','.join(map(str, args.seeds))}" for plan in args.plan]
     jobs = []
     for entry in queue:
-        plan, seeds, *labels = entry.split("/")
+        plan, seeds, *labels = entry.split("/") + ([] if "/" in entry else [""])
         if plan not in PLANS:
             parser.error(f"unknown plan {plan!r} in {entry!r}; plans: {', '.join(PLANS)}")
-        for seed in map(int, seeds.split(",")):
-            for job in PLANS[plan]:
-                label = output_name(EVAL, *job, args.budget, seed).stem.split("_b")[0]
-                if labels and label.removeprefix(f"{job[0]}_") not in labels[0].split(","):
-                    continue
-                jobs.append(command(*job, args.budget, seed, args.limit, args.output_dir))
+        try:
+            seed_list = [int(x) for x in seeds.split(",")]
+        except ValueError:
+            parser.error(f"{entry!r}: seeds are comma-separated integers (csg2d/0,1,2)")
+        known = {label(job) for job in PLANS[plan]}
+        wanted = set(labels[0].split(",")) if labels else known
+        if wanted - known:
+            parser.error(f"{entry!r}: no run {', '.join(sorted(wanted - known))} in plan {plan}; "
+                         f"its runs: {', '.join(sorted(known))}")
+        jobs += [command(*job, args.budget, seed, args.limit, args.output_dir)
+                 for seed in seed_list for job in PLANS[plan] if label(job) in wanted]
     if args.dry_run:
         print("\n".join(" ".join(c) for c in jobs))
         return 0
+    args.output_dir.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(args.workers) as pool:
         failed = sum(rc != 0 for rc in pool.map(run, jobs))
     return 1 if failed else 0
