@@ -2,6 +2,8 @@
 
     python benchmarks/run.py --output results/benchmarks.md      # what `make bench` runs
     python benchmarks/run.py --only render                        # a subset, printed only
+    python benchmarks/run.py --only "TD search" "AR rejection" --output results/benchmarks.md \
+        --update                                                  # re-measure some rows
 
 Each benchmark runs in this one process on one core's worth of Python, times a fixed batch of
 work several times and reports the median rate.  Inputs are made before the clock starts (the
@@ -319,6 +321,28 @@ def table(rows: list[tuple[Bench, float]]) -> str:
     return "\n".join(lines)
 
 
+def updated_report(old: str, rows: list[tuple[Bench, float]], repeats: int) -> str:
+    """``old`` with the table rows of the re-measured benchmarks replaced (new ones added at the
+    end of the table), a line saying when and at which commit they were measured, and the
+    evaluation section rebuilt."""
+    fresh = {line.split(" | ")[0]: line for line in table(rows).splitlines()[2:]}
+    lines = old.split("\n## Search, from the committed evaluations")[0].rstrip("\n").splitlines()
+    seen, out = set(), []
+    for line in lines:
+        key = line.split(" | ")[0]
+        if key in fresh:
+            line, _ = fresh[key], seen.add(key)
+        out.append(line)
+    last_row = max(i for i, line in enumerate(out) if line.startswith("| "))
+    out[last_row + 1:last_row + 1] = [fresh[k] for k in fresh if k not in seen]
+    names = ", ".join(f"\"{b.name}\"" for b, _ in rows)
+    note = (f"Re-measured {datetime.date.today().isoformat()} at commit {commit()} with "
+            f"`--update` (median of {repeats}): {names}.")
+    header_end = next(i for i, line in enumerate(out) if line.startswith("| benchmark"))
+    out.insert(header_end - 1, note)
+    return "\n".join(out + ["", evaluation_speed()])
+
+
 def evaluation_speed() -> str:
     """Search speed read from the committed evaluations (``results/eval/``): per method, node
     expansions per second of search time and the median seconds to a solution (issue 14 §5),
@@ -348,7 +372,11 @@ def evaluation_speed() -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, help="write the markdown report here")
-    parser.add_argument("--only", default="", help="run benchmarks whose name contains this")
+    parser.add_argument("--only", nargs="+", default=[""],
+                        help="run the benchmarks whose name contains one of these")
+    parser.add_argument("--update", action="store_true",
+                        help="with --output: replace only the re-measured rows of the existing "
+                             "report, keeping the others and noting when each part was measured")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats, median kept (5)")
     parser.add_argument("--policy", type=Path, default=SHIPPED_POLICY,
                         help="checkpoint folder the decoding rows use (default: the shipped "
@@ -365,7 +393,7 @@ def main(argv=None) -> int:
     POLICY = args.policy
     rows = []
     for bench in BENCHES:
-        if args.only not in bench.name:
+        if not any(part in bench.name for part in args.only):
             continue
         rate = measure(bench, args.repeats)
         rows.append((bench, rate))
@@ -387,6 +415,8 @@ def main(argv=None) -> int:
         "",
         evaluation_speed(),
     ])
+    if args.output and args.update and args.output.exists():
+        report = updated_report(args.output.read_text(), rows, args.repeats)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(report)
