@@ -70,20 +70,39 @@ def one_step_solve_rate(decoder: Decoder, env, problems, size: int, seed: int = 
     return solved / max(1, len(problems))
 
 
-def value_spearman(model, env, n: int, size: int, seed: int = 0,
-                   config: ExampleConfig | None = None, batch: int = 64) -> float:
-    """Spearman correlation between predicted and true path distance on held-out pairs."""
+def value_pairs(env, n: int, size: int, seed: int = 0, config: ExampleConfig | None = None,
+                batch: int = 64):
+    """The held-out (current, target, true path distance) pairs that value networks are
+    measured on, in chunks of ``batch``: ``B x C x H x W`` images and a list of distances."""
     maker = ExampleMaker(env, config or ExampleConfig(image_size=size))
     r = held_out_rng(seed, "value")
-    predicted, true = [], []
-    device = next(model.parameters()).device
     for i in range(0, n, batch):
         examples = [maker.example(r) for _ in range(min(batch, n - i))]
         cur = torch.from_numpy(np.stack([e.current_image for e in examples])).permute(0, 3, 1, 2)
         tgt = torch.from_numpy(np.stack([e.target_image for e in examples])).permute(0, 3, 1, 2)
+        yield cur, tgt, [e.distance for e in examples]
+
+
+def value_spearman(model, env, n: int, size: int, seed: int = 0,
+                   config: ExampleConfig | None = None, batch: int = 64) -> float:
+    """Spearman correlation between predicted and true path distance on held-out pairs."""
+    predicted, true = [], []
+    device = next(model.parameters()).device
+    for cur, tgt, distances in value_pairs(env, n, size, seed, config, batch):
         with torch.no_grad():
             predicted.extend(model(cur.to(device), tgt.to(device)).float().cpu().tolist())
-        true.extend(e.distance for e in examples)
+        true.extend(distances)
+    return spearman(predicted, true)
+
+
+def pixel_spearman(env, n: int, size: int, seed: int = 0,
+                   config: ExampleConfig | None = None) -> float:
+    """The same correlation for the score a value network has to beat: the summed absolute
+    pixel difference of the two images (on the pairs of :func:`value_spearman`)."""
+    predicted, true = [], []
+    for cur, tgt, distances in value_pairs(env, n, size, seed, config):
+        predicted.extend((cur - tgt).abs().flatten(1).sum(1).tolist())
+        true.extend(distances)
     return spearman(predicted, true)
 
 
@@ -191,7 +210,7 @@ def checkpoint_metrics(folder, n: int = 256, seed: int = 0, device: str = "cpu")
     """The one-step measurements of a checkpoint, as table rows (``results/tables/one_step.csv``).
 
     policy: solve rates of one greedy edit on 1-, 2- and 3-mutation problems; value: Spearman on
-    ``n`` held-out pairs; ar: exact and visual reproduction; repl: next-step accuracy.
+    ``n`` held-out pairs, and that of the pixel difference on the same pairs; ar: exact and visual reproduction; repl: next-step accuracy.
     """
     from tdlib.checkpoint import example_config, load_model
     from tdlib.env import make_env
@@ -205,9 +224,10 @@ def checkpoint_metrics(folder, n: int = 256, seed: int = 0, device: str = "cpu")
     base = {"model": config.kind, "env": config.env, "checkpoint": str(folder),
             "step": record.get("step"), "n": n}
     if config.kind == "value":
-        return [{**base, "metric": "spearman", "value": value_spearman(model, env, n,
-                                                                        config.image_size, seed,
-                                                                        examples)}]
+        return [{**base, "metric": "spearman", "value": value_spearman(
+                    model, env, n, config.image_size, seed, examples)},
+                {**base, "metric": "pixel_spearman", "value": pixel_spearman(
+                    env, n, config.image_size, seed, examples)}]
     decoder = Decoder(model, Tokenizer(env.grammar, config.max_positions))
     if config.kind == "policy":
         return [{**base, "metric": f"solved_{k}_mutation", "value": one_step_solve_rate(

@@ -49,6 +49,11 @@ class ExampleConfig:
     # the rule can still derive for the replacement), and the loss is a softmax over that set
     # only, as decoding sees it: no capacity goes to syntax the decoder enforces anyway.
     masked_loss: bool = False
+    # The <POS k> loss credits every node where a next edit of the path may start (Algorithm 1
+    # returns one edit per differing subtree; the path takes them largest first, but any of them
+    # is a correct next step), so the target of the first token is not an arbitrary tie-break.
+    # Needs masked_loss (the set travels with the grammar masks).
+    all_positions: bool = False
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -59,6 +64,8 @@ class ExampleConfig:
             raise ValueError("max_noise_steps must be >= 1")
         if not 1 <= self.min_primitives <= self.max_primitives:
             raise ValueError("need 1 <= min_primitives <= max_primitives")
+        if self.all_positions and not self.masked_loss:
+            raise ValueError("all_positions needs masked_loss")
 
 
 @dataclass

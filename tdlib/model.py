@@ -64,6 +64,10 @@ class ModelConfig:
     # index.  Needs prompt_lengths, so that no query points into its own output.
     pointer_positions: bool = False
     pos_offset: int = 0  # id of <POS 0> (set from the tokenizer)
+    # Value network only: 0 pools the image features to one vector (the first design); k > 0
+    # keeps prefix_tokens spatial tokens and runs k transformer blocks over them and a learned
+    # summary token, so that the distance can be read from where the two images differ and how.
+    value_layers: int = 0
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -370,12 +374,26 @@ class ValueModel(nn.Module):
         super().__init__()
         self.config = config
         d = config.d_model
-        self.encoder = ImageEncoder(config, 1, d)
+        spatial = config.value_layers > 0
+        self.encoder = ImageEncoder(config, config.prefix_tokens if spatial else 1, d)
+        if spatial:
+            self.summary = nn.Parameter(torch.zeros(1, 1, d))
+            self.position_embedding = nn.Parameter(torch.zeros(1, config.prefix_tokens + 1, d))
+            self.blocks = nn.ModuleList(Block(d, config.n_heads)
+                                        for _ in range(config.value_layers))
         self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.SiLU(), nn.Linear(d, 1))
         self.apply(_init_weights)
+        if spatial:
+            nn.init.normal_(self.position_embedding, std=0.02)
 
     def forward(self, current, target) -> torch.Tensor:
-        return self.head(self.encoder(current, target)[:, 0]).squeeze(-1)
+        x = self.encoder(current, target)
+        if self.config.value_layers:
+            x = torch.cat([self.summary.expand(len(x), -1, -1), x], dim=1) + self.position_embedding
+            mask = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device)
+            for block in self.blocks:
+                x = block(x, mask)  # every token sees every other: no causal order here
+        return self.head(x[:, 0]).squeeze(-1)
 
 
 def build_model(config: ModelConfig) -> nn.Module:

@@ -138,6 +138,8 @@ class SequenceTask(Task):
                  "tokens": tokens, "targets": targets, "prompt_lengths": prompt_lengths}
         if items and items[0].get("allowed") is not None:  # row-major, as targets[scored]
             batch["allowed"] = torch.from_numpy(np.concatenate([it["allowed"] for it in items]))
+        if items and items[0].get("first_valid") is not None:
+            batch["first_valid"] = self.stack(items, "first_valid")
         return batch
 
     def loss(self, model, batch):
@@ -148,13 +150,24 @@ class SequenceTask(Task):
         if "allowed" in batch:
             logits = logits.masked_fill(~batch["allowed"], float("-inf"))
         wanted = targets[scored]
-        loss = F.cross_entropy(logits.float(), wanted)
+        first = (scored & (scored.cumsum(1) == 1))[scored]
+        if "first_valid" in batch:
+            # First token: -log of the probability of any correct <POS k>; the others as usual.
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            nll = -logp.gather(1, wanted[:, None])[:, 0]
+            valid = batch["first_valid"] & batch["allowed"][first]
+            nll = nll.masked_scatter(first, -torch.logsumexp(
+                logp[first].masked_fill(~valid, float("-inf")), dim=-1))
+            loss = nll.mean()
+        else:
+            loss = F.cross_entropy(logits.float(), wanted)
         with torch.no_grad():
             correct = logits.argmax(-1) == wanted
+            if "first_valid" in batch:
+                correct[first] = valid.gather(1, logits[first].argmax(-1)[:, None])[:, 0]
             rows = scored.nonzero()[:, 0]
             wrong = torch.zeros(len(targets), device=targets.device).index_add_(
                 0, rows, (~correct).float())
-            first = (scored & (scored.cumsum(1) == 1))[scored]
             metrics = {"token_acc": correct.float().mean().item(),
                        "first_acc": correct[first].float().mean().item(),
                        "exact": (wrong == 0).float().mean().item()}
@@ -187,9 +200,29 @@ class PolicyTask(SequenceTask):
         starts = None
         if self.example_config.masked_loss:
             starts = {k: loc.node.rule for k, loc in self.tokenizer.node_starts(ex.current).items()}
-        return {"current": self.image(ex.current_image), "target": self.image(ex.target_image),
+        item = {"current": self.image(ex.current_image), "target": self.image(ex.target_image),
                 "tokens": context + edit, "loss_from": len(context), "distance": ex.distance,
                 "allowed": self.allowed_masks(edit[1:], None, starts)}
+        if self.example_config.all_positions:
+            item["first_valid"] = self.next_edit_positions(ex)
+        return item
+
+    def next_edit_positions(self, ex) -> np.ndarray:
+        """``V`` booleans: the ``<POS k>`` tokens of every correct next edit of ``ex`` (the
+        edits of :func:`~tdlib.paths.tree_diff` from its program to its target; just its own
+        edit in ``last_step`` mode)."""
+        from tdlib.paths import tree_diff
+        tok = self.tokenizer
+        valid = np.zeros(tok.vocab_size, bool)
+        valid[tok.pos_token(tok.edit_target(ex.current, ex.edit)[0])] = True
+        if self.example_config.mode == "path":
+            # Which subtrees differ does not depend on the randomness of the replacements.
+            for edit in tree_diff(ex.current.root, ex.target.root, self.example_config.sigma_small,
+                                  random.Random(0), self.env.grammar):
+                k = tok.edit_target(ex.current, edit)[0]
+                if k < tok.max_positions:
+                    valid[tok.pos_token(k)] = True
+        return valid
 
 
 class ValueTask(PolicyTask):

@@ -41,6 +41,27 @@ def test_shapes(env_name):
     assert value(cur, cur).shape == (3,)
 
 
+def test_spatial_value_network_sees_where_the_images_differ():
+    """With value_layers the value network keeps a grid of image tokens: its output depends on
+    where a difference lies, and a row alone gives what it gives inside a batch (no attention
+    across rows)."""
+    torch.manual_seed(0)
+    config = small_config("csg2d", "value", value_layers=2, prefix_tokens=4)
+    value = ValueModel(config).eval()
+    s = config.image_size
+    blank = torch.zeros(1, 1, s, s)
+    left, right = blank.clone(), blank.clone()
+    left[..., :, : s // 4] = 1
+    right[..., :, -s // 4:] = 1
+    batch = torch.cat([left, right, blank])
+    with torch.no_grad():
+        out = value(batch, torch.zeros_like(batch))
+        alone = value(right, blank)
+    assert out.shape == (3,)
+    assert abs(out[0] - out[1]) > 1e-4
+    assert torch.allclose(out[1], alone[0], atol=1e-5)
+
+
 def test_configs_refuse_nonsense():
     with pytest.raises(ValueError, match="kind"):
         ModelConfig(kind="diffusion")

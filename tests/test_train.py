@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import subprocess
 import sys
 from dataclasses import replace
@@ -16,6 +17,7 @@ from tdlib.decode import Decoder
 from tdlib.env import Env
 from tdlib.evaluate import image_reliance, mutation_problems, one_step_solve_rate
 from tdlib.grammar import Grammar
+from tdlib.mutation import Edit
 from tdlib.presets import preset
 from tdlib.tasks import make_task
 from tdlib.train import Trainer, main as train_main
@@ -283,3 +285,64 @@ def test_a_time_limit_stops_at_a_step_and_resume_adds_up_the_time(tmp_path):
     resumed_at = second.seconds
     second.fit(max_seconds=0.3)
     assert second.step > first.step and second.seconds >= resumed_at + 0.3
+
+
+def _differing_subtrees(a, b, path=()):
+    """Brute force: the topmost paths where two trees stop expanding alike."""
+    if a.alt is not b.alt:
+        return [path]
+    out = []
+    for i, (ca, cb) in enumerate(zip(a.children, b.children)):
+        if ca.text != cb.text:
+            out += _differing_subtrees(ca, cb, path + (i,))
+    return out
+
+
+def test_all_positions_credits_every_differing_subtree_and_never_raises_the_loss():
+    """With ``all_positions`` the first token's target set is exactly the token starts of the
+    topmost subtrees where the program and its target differ (the sampled edit's among them).
+    The loss is -log of the set's probability, so it equals the one-target loss on examples with
+    one correct position and is lower on the rest."""
+    model, _, examples = preset("smoke", "policy", "csg2d")
+    config = replace(examples, masked_loss=True, all_positions=True)
+    task = make_task("policy", "csg2d", model, config, 0)
+    single = make_task("policy", "csg2d", model, replace(config, all_positions=False), 0)
+    tok, grammar = task.tokenizer, task.env.grammar
+    r = np.random.default_rng(0)
+    several = 0
+    for i in range(60):
+        ex = task.maker.example(random.Random(int(r.integers(2 ** 31))))
+        valid = task.next_edit_positions(ex)
+        expected = {tok.edit_target(ex.current, Edit(p, ex.current.locate(p).node,
+                                                    ex.current.locate(p).node))[0]
+                    for p in _differing_subtrees(ex.current.root, ex.target.root)}
+        assert {t - tok.pos_offset for t in np.flatnonzero(valid)} == expected
+        assert valid[tok.pos_token(tok.edit_target(ex.current, ex.edit)[0])]
+        several += len(expected) > 1
+    assert several >= 10  # the case that matters is common
+    torch.manual_seed(0)
+    net = tdlib.model.build_model(model)
+    items = [task.example(i) for i in range(48)]
+    one = [i for i, it in enumerate(items) if it["first_valid"].sum() == 1]
+    many = [i for i, it in enumerate(items) if it["first_valid"].sum() > 1]
+    assert one and many
+    for chosen, relation in ((one, "equal"), (many, "lower")):
+        batch = task.collate([items[i] for i in chosen])
+        plain = single.collate([{k: v for k, v in items[i].items() if k != "first_valid"}
+                                for i in chosen])
+        with torch.no_grad():
+            credited, _ = task.loss(net, batch)
+            reference, _ = single.loss(net, plain)
+        if relation == "equal":
+            assert credited.item() == pytest.approx(reference.item(), rel=1e-5)
+        else:
+            assert credited.item() < reference.item() - 1e-4
+
+
+def test_training_threads_leave_the_workers_their_cores(monkeypatch):
+    from tdlib.train import training_threads
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert training_threads(1, cores=2) == 1
+    assert training_threads(0, cores=2) == 2
+    assert training_threads(8, cores=4) == 1
+    assert training_threads(2, cores=16) == 14

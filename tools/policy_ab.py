@@ -1,4 +1,4 @@
-"""Recipe runs of cpu-preset policy variants at a fixed CPU budget, recorded for comparison.
+"""Recipe runs of cpu-preset policy (or value) variants at a fixed CPU budget, recorded.
 
     python tools/policy_ab.py runs/base --name base --steps 400000 --minutes 30
     python tools/policy_ab.py runs/ptr --name pointer --steps 400000 --minutes 30 \
@@ -14,6 +14,13 @@ held-out 1- and 2-mutation problems), then measures :func:`tdlib.evaluate.image_
 512 held-out examples and appends a row to ``results/tables/recipe_runs.csv`` (recipe,
 minutes, examples seen, held-out loss, one-edit solve rates, image-reliance gap), and its
 evaluations along the way to ``results/tables/recipe_curves.csv`` (the learning curves).
+
+With ``--kind value`` the run trains a value network and records, in
+``results/tables/value_recipe_runs.csv``, its Spearman correlation with the true path distance on
+1,024 held-out pairs beside that of the pixel difference on the same pairs:
+
+    python tools/policy_ab.py runs/value_spatial --kind value --name spatial --steps 20000 \
+        --minutes 30 prefix_tokens=16 encoder_stride=16 value_layers=2
 """
 
 import argparse
@@ -29,6 +36,7 @@ from tdlib.train import Trainer
 
 TABLES = Path(__file__).resolve().parents[1] / "results" / "tables"
 RUNS_TABLE = TABLES / "recipe_runs.csv"
+VALUE_RUNS_TABLE = TABLES / "value_recipe_runs.csv"
 CURVES_TABLE = TABLES / "recipe_curves.csv"
 
 
@@ -52,6 +60,20 @@ def record_curve(recipe: str, eval_log: Path, table: Path = CURVES_TABLE) -> Non
     curve.to_csv(table, index=False)
 
 
+def record_value_run(name, folder, trainer, task, overrides, pairs: int = 1024) -> None:
+    from tdlib.evaluate import pixel_spearman, value_spearman
+    trainer.model.eval()
+    size, config = task.model_config.image_size, task.example_config
+    row = {"recipe": name, "folder": folder, "minutes": round(trainer.seconds / 60, 1),
+           "step": trainer.step, "examples_seen": trainer.step * trainer.config.batch_size,
+           "pairs": pairs,
+           "spearman": round(value_spearman(trainer.model, task.env, pairs, size, 0, config), 4),
+           "pixel_spearman": round(pixel_spearman(task.env, pairs, size, 0, config), 4),
+           "overrides": overrides}
+    print(row)
+    record_run(row, VALUE_RUNS_TABLE)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", help="checkpoint folder (new, or with --resume an existing one)")
@@ -62,11 +84,12 @@ def main():
     parser.add_argument("--minutes", type=float, help="train this long in this call")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--env", default="csg2d")
+    parser.add_argument("--kind", default="policy", choices=("policy", "value"))
     parser.add_argument("--eval-every", type=int, default=4000)
     args = parser.parse_intermixed_args()
     if Path(args.out).exists() and not args.resume:
         parser.error(f"{args.out} exists; choose a new folder or pass --resume")
-    model, train, examples = preset("cpu", "policy", args.env)
+    model, train, examples = preset("cpu", args.kind, args.env)
     fields = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.overrides)}
 
     def section(prefix):
@@ -76,13 +99,16 @@ def main():
     examples = replace(examples, **section("examples"))
     train = replace(train, steps=args.steps, eval_every=args.eval_every, eval_problems=256,
                     checkpoint_every=1000, **section("train"))
-    task = make_task("policy", args.env, model, examples, train.seed)
+    task = make_task(args.kind, args.env, model, examples, train.seed)
     trainer = Trainer(task, train, args.out, resume=args.resume, progress=True,
                       command="python tools/policy_ab.py " + " ".join(
                           [args.out, "--name", args.name, "--steps", str(args.steps)]
                           + args.overrides))
     trainer.fit(max_seconds=None if args.minutes is None else 60 * args.minutes)
     print((trainer.out / "eval_log.csv").read_text())
+    if args.kind == "value":
+        record_value_run(args.name, args.out, trainer, task, " ".join(args.overrides))
+        return
     reliance = image_reliance(task, trainer.model, 512).set_index("images")
     print(reliance.round(3).to_string())
     import pandas as pd
