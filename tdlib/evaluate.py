@@ -210,7 +210,8 @@ def checkpoint_metrics(folder, n: int = 256, seed: int = 0, device: str = "cpu")
     """The one-step measurements of a checkpoint, as table rows (``results/tables/one_step.csv``).
 
     policy: solve rates of one greedy edit on 1-, 2- and 3-mutation problems; value: Spearman on
-    ``n`` held-out pairs, and that of the pixel difference on the same pairs; ar: exact and visual reproduction; repl: next-step accuracy.
+    ``n`` held-out pairs, and that of the pixel difference on the same pairs; ar: exact and
+    visual reproduction; repl: next-step accuracy.
     """
     from tdlib.checkpoint import example_config, load_model
     from tdlib.env import make_env

@@ -153,11 +153,11 @@ class SequenceTask(Task):
         first = (scored & (scored.cumsum(1) == 1))[scored]
         if "first_valid" in batch:
             # First token: -log of the probability of any correct <POS k>; the others as usual.
-            logp = torch.log_softmax(logits.float(), dim=-1)
-            nll = -logp.gather(1, wanted[:, None])[:, 0]
+            nll = F.cross_entropy(logits.float(), wanted, reduction="none")
+            opening = logits[first].float()
             valid = batch["first_valid"] & batch["allowed"][first]
-            nll = nll.masked_scatter(first, -torch.logsumexp(
-                logp[first].masked_fill(~valid, float("-inf")), dim=-1))
+            credited = opening.masked_fill(~valid, float("-inf")).logsumexp(-1)
+            nll[first] = opening.logsumexp(-1) - credited
             loss = nll.mean()
         else:
             loss = F.cross_entropy(logits.float(), wanted)

@@ -76,18 +76,6 @@ def _init_worker(_):
     torch.set_num_threads(1)
 
 
-def training_threads(workers: int, cores: int | None = None) -> int:
-    """Torch threads for CPU training beside ``workers`` example-making processes: the cores
-    they leave (at least one), unless OMP_NUM_THREADS says otherwise.  On 2 cores with one
-    worker, one thread trains at 401 examples/s against 271 with two, which fight the worker."""
-    if os.environ.get("OMP_NUM_THREADS"):
-        return torch.get_num_threads()
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-            else os.cpu_count() or 1
-    return max(1, cores - workers)
-
-
 def pick_device(name: str | None = None) -> torch.device:
     if name:
         return torch.device(name)
@@ -112,8 +100,6 @@ class Trainer:
         if device is None and torch.cuda.is_available():
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
         self.device = pick_device(device)
-        if self.device.type == "cpu":
-            torch.set_num_threads(training_threads(train_config.workers))
         torch.manual_seed(train_config.seed)
         self.model = build_model(task.model_config).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr,

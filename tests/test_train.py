@@ -307,7 +307,7 @@ def test_all_positions_credits_every_differing_subtree_and_never_raises_the_loss
     config = replace(examples, masked_loss=True, all_positions=True)
     task = make_task("policy", "csg2d", model, config, 0)
     single = make_task("policy", "csg2d", model, replace(config, all_positions=False), 0)
-    tok, grammar = task.tokenizer, task.env.grammar
+    tok = task.tokenizer
     r = np.random.default_rng(0)
     several = 0
     for i in range(60):
@@ -338,11 +338,3 @@ def test_all_positions_credits_every_differing_subtree_and_never_raises_the_loss
         else:
             assert credited.item() < reference.item() - 1e-4
 
-
-def test_training_threads_leave_the_workers_their_cores(monkeypatch):
-    from tdlib.train import training_threads
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert training_threads(1, cores=2) == 1
-    assert training_threads(0, cores=2) == 2
-    assert training_threads(8, cores=4) == 1
-    assert training_threads(2, cores=16) == 14
