@@ -31,12 +31,13 @@ smoke: $(STAMP)  ## execute every notebook with the smoke preset (outputs to a t
 reproduce: $(STAMP)  ## regenerate every figure and table (cpu preset, shipped checkpoints)
 	$(BIN)/python -m tdlib.notebook_runner --preset $(PRESET) --output-dir results/notebooks
 
-# Figure 4's evaluations, resumable: about 4 CPU-hours on 2 cores at budget 1000 (csg2d: 3
-# seeds x 5 methods plus two scorings; csg2d_hard, tinysvg, csg2d_sketch: seed 0).
+# Figures 4, 5 and 7's evaluations, resumable: about 4 CPU-hours at budget 1000 for Figure 4
+# (csg2d: 3 seeds x 5 methods plus two scorings; csg2d_hard, tinysvg, csg2d_sketch: seed 0) and
+# RAINBOW_HOURS for Figure 5 (rainbow: 7 arms' rollouts and 4 arms' TD search, seed 0).
 # PRESET=smoke: 4 problems per run at budget 20 into a scratch folder, a couple of minutes.
 EVAL_QUEUE ?= csg2d/0 csg2d/1,2/ar,td-rollout,td-search-value,repl,random-search-value \
-	csg2d_hard/0 tinysvg/0 csg2d_sketch/0
-evaluate: $(STAMP)  ## rerun the search evaluations behind Figure 4 (hours; PRESET=smoke: minutes)
+	csg2d_hard/0 tinysvg/0 csg2d_sketch/0 rainbow/0
+evaluate: $(STAMP)  ## rerun the search evaluations behind Figures 4, 5, 7 (hours; PRESET=smoke: minutes)
 ifeq ($(PRESET),smoke)
 	$(BIN)/python tools/run_evaluations.py --queue $(EVAL_QUEUE) --budget 20 --limit 4 \
 		--output-dir $${TMPDIR:-/tmp}/tdlib-eval-smoke

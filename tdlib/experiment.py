@@ -172,6 +172,17 @@ def make_score(name: str, env, models: Models, observe):
     return search.PixelScore(env, target)
 
 
+def checkpoint_name(folder: str | Path) -> str:
+    """A checkpoint folder as a run's settings record it: relative to the project root when it
+    lies inside it (so a clone elsewhere reads the same settings), else as given."""
+    from tdlib.plotting import project_root
+    folder = Path(folder).resolve()
+    try:
+        return str(folder.relative_to(project_root()))
+    except ValueError:
+        return str(folder)
+
+
 def finished_indices(path: Path) -> set[int]:
     if not path.exists() or not path.stat().st_size:
         return set()
@@ -199,6 +210,9 @@ def evaluate_testset(testset: str | Path, config: SearchConfig, out: str | Path,
     out.parent.mkdir(parents=True, exist_ok=True)
     settings = out.with_suffix(out.suffix + ".json")  # what made the rows: a resume must match
     mine = {"testset": str(Path(testset).name), **asdict(config)}
+    if models.folders:  # runs of other checkpoints than the shipped ones (Figure 5's arms)
+        mine["checkpoints"] = {kind: checkpoint_name(folder)
+                               for kind, folder in sorted(models.folders.items())}
     if done or (settings.exists() and out.exists()):
         theirs = json.loads(settings.read_text()) if settings.exists() else None
         if theirs != mine:

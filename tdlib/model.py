@@ -269,8 +269,9 @@ class EditModel(nn.Module):
         return self.pointer_key(h[:, :n]), valid
 
     def attention_mask(self, prompt_lengths, length: int):
-        """None (causal) or, with ``bidirectional_prompt``, ``B x 1 x T x T``: a query sees every
-        earlier key and the whole prompt (image prefix, context, ``<EDIT>``)."""
+        """None (causal) or, with ``bidirectional_prompt``, an additive ``B x 1 x T x T`` mask
+        (0 or -inf): a query sees every earlier key and the whole prompt (image prefix, context,
+        ``<EDIT>``)."""
         if not self.config.bidirectional_prompt:
             return None
         if prompt_lengths is None:
@@ -278,7 +279,10 @@ class EditModel(nn.Module):
         keys = torch.arange(length, device=prompt_lengths.device)
         causal = keys[None, :] <= keys[:, None]
         prompt = keys[None, :] < (self.config.prefix_tokens + prompt_lengths)[:, None]
-        return (causal[None] | prompt[:, None, :])[:, None]
+        allowed = (causal[None] | prompt[:, None, :])[:, None]
+        # An additive mask: the CPU flash kernel runs a third faster with it than with a bool one.
+        return torch.zeros(allowed.shape, device=allowed.device).masked_fill_(~allowed,
+                                                                              float("-inf"))
 
     def pointer_scores(self, h: torch.Tensor, keys) -> torch.Tensor:
         """``B x T x L`` pointer scores of states ``h`` (``B x T x d``) against the context keys

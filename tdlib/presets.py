@@ -96,6 +96,39 @@ def preset(name: str, kind: str = "policy", env: str = "csg2d",
     return model, TrainConfig(**_TRAIN[name]), examples
 
 
+def apply_overrides(model: ModelConfig, train: TrainConfig, examples: ExampleConfig,
+                    items: list[str] | tuple[str, ...]
+                    ) -> tuple[ModelConfig, TrainConfig, ExampleConfig]:
+    """Override config fields from ``key=value`` strings (values are Python literals).
+
+    ``d_model=64`` sets a ModelConfig field, ``examples.rho=0.1`` an ExampleConfig field and
+    ``train.lr=3e-4`` a TrainConfig field.  An unknown field or a malformed value is a
+    ``ValueError`` that names it.
+    """
+    import ast
+    targets = {"model": model, "examples": examples, "train": train}
+    changes: dict[str, dict] = {name: {} for name in targets}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r} is not key=value")
+        section, _, name = key.rpartition(".")
+        section = section or "model"
+        if section not in targets:
+            raise ValueError(f"override {item!r}: unknown section {section!r} "
+                             "(model fields take no prefix; examples.* and train.* the others)")
+        known = {f.name for f in fields(targets[section])}
+        if name not in known:
+            raise ValueError(f"override {item!r}: {type(targets[section]).__name__} has no field "
+                             f"{name!r}; fields: {', '.join(sorted(known))}")
+        try:
+            changes[section][name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            changes[section][name] = text  # a bare word such as nf_micro is a string
+    return (replace(model, **changes["model"]), replace(train, **changes["train"]),
+            replace(examples, **changes["examples"]))
+
+
 # name -> (language, kind, steps, bucket_batches): what ships in results/checkpoints/, each
 # trained on the 2-core CPU in under an hour with the cpu preset (the command is in its JSON).
 # The first four were trained before length bucketing existed, hence bucket_batches 1.

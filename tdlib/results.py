@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-RUN_KEYS = ("testset", "method", "score", "variant", "seed", "budget")
+RUN_KEYS = ("testset", "method", "score", "variant", "policy", "seed", "budget")
 # the methods whose ranking of the beam is a setting (for the others the score is unused)
 SCORED_METHODS = ("td-search", "random-search")
 METHOD_LABELS = {
@@ -40,27 +40,69 @@ PLANS = {
     "csg2d_sketch": [("csg2d_sketch", m, "value") for m in ("td-search", "ar")],
 }
 
+# Figure 5 (issue 15): the Rainbow ablation arms, arm -> (policy checkpoint, rho, what differs).
+# Every arm starts from the same Rainbow AR model's greedy program; Rainbow has no value network,
+# so TD search ranks its beam by pixel difference, the same for every arm.
+RAINBOW_ARMS = {
+    "full": ("rainbow_policy_full", 0.2, "path targets, rho = 0.2 (the paper's model)"),
+    "no_reverse_path": ("rainbow_policy_no_reverse_path", 0.2,
+                        "targets undo the last noising step only"),
+    "no_current_image": ("rainbow_policy_no_current_image", 0.2, "the current image is blank"),
+    "no_noising": ("rainbow_policy_no_noising", 1.0,
+                   "rho = 1: paths between two random programs"),
+    "rho0.0": ("rainbow_policy_rho0.0", 0.0, "rho = 0: noised starts only"),
+    "rho0.1": ("rainbow_policy_rho0.1", 0.1, "rho = 0.1"),
+    "rho0.5": ("rainbow_policy_rho0.5", 0.5, "rho = 0.5"),
+}
+FIG5A_ARMS = ("full", "no_reverse_path", "no_current_image", "no_noising")
+# the rho sweep: rho -> arm (0.2 and 1.0 are the full and No Noising arms)
+RHO_ARMS = {0.0: "rho0.0", 0.1: "rho0.1", 0.2: "full", 0.5: "rho0.5", 1.0: "no_noising"}
+# (test set, method, score, policy checkpoint): roll-outs for every arm first (Figure 5b reads
+# them), then TD search for the four arms of Figure 5a
+PLANS["rainbow"] = ([("rainbow", "td-rollout", "pixel", RAINBOW_ARMS[a][0]) for a in RAINBOW_ARMS]
+                    + [("rainbow", "td-search", "pixel", RAINBOW_ARMS[a][0]) for a in FIG5A_ARMS])
+
+
+def arm_of(policy: str) -> str:
+    """The Figure 5 arm of a policy checkpoint name ("" for the shipped policy)."""
+    return next((arm for arm, (folder, _, _) in RAINBOW_ARMS.items() if folder == policy), policy)
+
 
 def output_name(folder: str | Path, testset: str, method: str, score: str, budget: int,
-                seed: int) -> Path:
-    """``<folder>/<testset>_<method>[-<score>]_b<budget>_s<seed>.csv``."""
+                seed: int, policy: str = "") -> Path:
+    """``<folder>/<testset>[_<arm>]_<method>[-<score>]_b<budget>_s<seed>.csv`` (an arm for a
+    policy other than the shipped one)."""
     label = f"{method}-{score}" if method in SCORED_METHODS else method
-    return Path(folder) / f"{testset}_{label}_b{budget}_s{seed}.csv"
+    arm = f"_{arm_of(policy)}" if policy else ""
+    return Path(folder) / f"{testset}{arm}_{label}_b{budget}_s{seed}.csv"
+
+
+def policy_folder(policy: str) -> Path | None:
+    """Where a plan's policy checkpoint lies (None: the shipped one)."""
+    from tdlib.plotting import project_root
+    return project_root() / "results" / "checkpoints" / policy if policy else None
 
 
 def run_plan(plan: str, seeds: Sequence[int], budget: int, folder: str | Path,
              limit: int | None = None, progress: bool = True) -> list[Path]:
     """Run (or resume) every evaluation of ``PLANS[plan]`` in this process, one after another,
     with the shipped checkpoints; returns the CSV files."""
-    from tdlib.experiment import SearchConfig, evaluate_testset
+    from tdlib.env import make_env
+    from tdlib.experiment import Models, SearchConfig, evaluate_testset
     from tdlib.plotting import project_root
+    from tdlib.testsets import load
     written = []
     for seed in seeds:
-        for testset, method, score in PLANS[plan]:
-            out = output_name(folder, testset, method, score, budget, seed)
+        for testset, method, score, *policy in PLANS[plan]:
+            policy = policy[0] if policy else ""
+            out = output_name(folder, testset, method, score, budget, seed, policy)
             path = project_root() / "results" / "testsets" / f"{testset}.jsonl"
-            evaluate_testset(path, SearchConfig(method, budget, seed, score), out, limit=limit,
-                             resume=True, progress=progress)
+            models = None
+            if policy:
+                models = Models(make_env(load(path)[0]["spec"]["env"]),
+                                {"policy": policy_folder(policy)})
+            evaluate_testset(path, SearchConfig(method, budget, seed, score), out, models,
+                             limit=limit, resume=True, progress=progress)
             written.append(out)
     return written
 
@@ -118,6 +160,7 @@ def load_runs(folder: str | Path) -> pd.DataFrame:
         rows["method"] = settings["method"]
         rows["score"] = settings["score"] if settings["method"] in SCORED_METHODS else ""
         rows["variant"] = run_variant(settings)
+        rows["policy"] = Path(settings.get("checkpoints", {}).get("policy", "")).name
         rows["seed"] = int(settings["seed"])
         rows["budget"] = int(settings["budget"])
         rows["file"] = path.name
@@ -144,7 +187,7 @@ def select_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
                 zip(files.index, files["problems"], full) if n < m]
     files = files[files["problems"] == full]
     best = files.sort_values("budget").groupby(
-        ["testset", "method", "score", "variant", "seed"]).tail(1).index
+        ["testset", "method", "score", "variant", "policy", "seed"]).tail(1).index
     left_out += [f"{f}: a run of the same settings at a larger budget is used"
                  for f in files.index if f not in set(best)]
     return runs[runs["file"].isin(set(best))].reset_index(drop=True), left_out
@@ -167,8 +210,9 @@ def solved_table(runs: pd.DataFrame, budgets: Sequence[int] = (10, 100, 1000, 50
                  env_of: dict | None = None) -> pd.DataFrame:
     """Figure 4's table: ``env,testset,method,score,variant,seeds,budget,problems,solved_mean,
     solved_std`` (the sample standard deviation over seeds; NaN for one seed); budgets no run
-    reached are left out.  Pass :func:`select_runs`' runs: one run per seed."""
-    curves = solved_within(runs, budgets)
+    reached are left out; runs of other policies than the shipped one (Figure 5's arms) too.
+    Pass :func:`select_runs`' runs: one run per seed."""
+    curves = solved_within(runs[runs["policy"] == ""], budgets)
     if curves.empty:
         return pd.DataFrame(columns=["env", "testset", "method", "score", "variant", "seeds",
                                      "budget", "problems", "solved_mean", "solved_std"])
@@ -195,7 +239,8 @@ def plot_solved(ax, runs: pd.DataFrame, testset: str, methods: Sequence[tuple] |
     """Fraction solved against node expansions (log axis), mean and std over seeds, one curve
     per ``(method, score)`` of ``testset`` (default: all that were run on it; runs at the
     paper's settings only).  Pass :func:`select_runs`' runs."""
-    runs = runs[(runs["testset"] == testset) & (runs["variant"] == "")]
+    runs = runs[(runs["testset"] == testset) & (runs["variant"] == "")
+                & (runs["policy"] == "")]
     budget = budget or int(runs["budget"].max())
     grid = np.unique(np.geomspace(1, budget, points).round().astype(int))
     curves = solved_within(runs, grid)
@@ -217,3 +262,81 @@ def plot_solved(ax, runs: pd.DataFrame, testset: str, methods: Sequence[tuple] |
     ax.set_ylabel("fraction of problems solved")
     ax.grid(alpha=0.3)
     return ax
+
+
+def ablation_table(runs: pd.DataFrame, budgets: Sequence[int] = (10, 100, 1000),
+                   testset: str = "rainbow") -> pd.DataFrame:
+    """Figure 5's table: ``arm,rho,method,seeds,budget,problems,solved_mean,solved_std`` for the
+    arms of :data:`RAINBOW_ARMS` run on ``testset``.  Pass :func:`select_runs`' runs."""
+    folders = {folder: arm for arm, (folder, _, _) in RAINBOW_ARMS.items()}
+    mine = runs[(runs["testset"] == testset) & runs["policy"].isin(list(folders))
+                & (runs["variant"] == "")]
+    columns = ["arm", "rho", "method", "seeds", "budget", "problems", "solved_mean", "solved_std"]
+    curves = solved_within(mine, budgets)
+    if curves.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for (policy, method, at), group in curves.groupby(["policy", "method", "at"], sort=True):
+        measured = group["solved"].dropna()
+        if measured.empty:
+            continue
+        arm = folders[policy]
+        rows.append({"arm": arm, "rho": RAINBOW_ARMS[arm][1], "method": method,
+                     "seeds": len(measured), "budget": int(at),
+                     "problems": int(group["problems"].min()), "solved_mean": measured.mean(),
+                     "solved_std": measured.std(ddof=1) if len(measured) > 1 else np.nan})
+    order = {arm: i for i, arm in enumerate(RAINBOW_ARMS)}
+    table = pd.DataFrame(rows, columns=columns)
+    return table.sort_values(["method", "budget"], kind="stable").sort_values(
+        "arm", key=lambda a: a.map(order), kind="stable").reset_index(drop=True)
+
+
+def plot_arms(ax, runs: pd.DataFrame, method: str, arms: Sequence[str] = FIG5A_ARMS,
+              testset: str = "rainbow", budget: int | None = None, points: int = 200):
+    """Figure 5a: fraction solved against node expansions for each arm under ``method``, mean
+    and std over seeds.  Pass :func:`select_runs`' runs."""
+    mine = runs[(runs["testset"] == testset) & (runs["method"] == method)
+                & (runs["variant"] == "")]
+    budget = budget or (int(mine["budget"].max()) if len(mine) else 1)
+    grid = np.unique(np.geomspace(1, budget, points).round().astype(int))
+    for arm in arms:
+        run = mine[mine["policy"] == RAINBOW_ARMS[arm][0]]
+        if run.empty:
+            continue
+        table = solved_within(run, grid).pivot_table(index="at", columns="seed", values="solved")
+        mean, std = table.mean(axis=1), table.std(axis=1, ddof=1).fillna(0.0)
+        line, = ax.plot(table.index, mean, label=f"{arm.replace('_', ' ')} "
+                                                 f"(n={table.shape[1]} seeds)")
+        ax.fill_between(table.index, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+    ax.set_xscale("log")
+    ax.set_xlim(1, budget)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("node expansions (programs compiled)")
+    ax.set_ylabel("fraction of problems solved")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def arm_training(checkpoints: str | Path | None = None) -> pd.DataFrame:
+    """What each Figure 5 arm was trained with and how far it got: steps, examples seen, training
+    minutes, parameters, and its last one-greedy-edit solve rates on held-out 1- and 2-mutation
+    problems (the trainer's own evaluation, the same problems for every arm).  Arms whose
+    checkpoint does not exist yet are left out."""
+    from tdlib.plotting import project_root
+    root = Path(checkpoints) if checkpoints else project_root() / "results" / "checkpoints"
+    rows = []
+    for arm, (folder, rho, what) in RAINBOW_ARMS.items():
+        record_file = root / folder / "model.json"
+        if not record_file.exists():
+            continue
+        record = json.loads(record_file.read_text())
+        row = {"arm": arm, "rho": rho, "what differs": what, "steps": record["step"],
+               "examples_seen": record["examples_seen"],
+               "train_minutes": round(record.get("train_seconds", np.nan) / 60, 1),
+               "parameters": record["parameters"]}
+        log = root / folder / "eval_log.csv"
+        if log.exists():
+            last = pd.read_csv(log).iloc[-1]
+            row.update(solve_1=last["solve_1"], solve_2=last["solve_2"])
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from tdlib import checkpoint
 from tdlib.examples import ExampleConfig
 from tdlib.model import ModelConfig, build_model, count_parameters
-from tdlib.presets import ABLATIONS, PRESETS, TrainConfig, preset
+from tdlib.presets import ABLATIONS, PRESETS, TrainConfig, apply_overrides, preset
 from tdlib.tasks import Task, make_task
 
 
@@ -135,7 +135,10 @@ class Trainer:
             their_model = ModelConfig.from_dict(record.get("model") or {}).to_dict()
         except (TypeError, ValueError):
             their_model = record.get("model")
-        theirs = {"model": their_model, "examples": record.get("examples"),
+        their_examples = record.get("examples")
+        if isinstance(their_examples, dict):
+            their_examples = {**asdict(ExampleConfig()), **their_examples}
+        theirs = {"model": their_model, "examples": their_examples,
                   "seed": record.get("train", {}).get("seed"),
                   "batch_size": record.get("train", {}).get("batch_size"),
                   "bucket_batches": record.get("train", {}).get("bucket_batches", 1),
@@ -316,7 +319,7 @@ def configs_from_args(args) -> tuple[ModelConfig, TrainConfig, ExampleConfig]:
     overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "workers", "seed",
                                                "bucket_batches")
                  if getattr(args, k) is not None}
-    return model, replace(train, **overrides), examples
+    return apply_overrides(model, replace(train, **overrides), examples, args.set)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -333,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ablation", action="append", default=[], choices=ABLATIONS,
                         help="may be repeated")
     parser.add_argument("--rho", type=float, help="share of unrelated starts (paper: 0.2)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. d_model=64, examples.rho=0.1, "
+                             "train.lr=3e-4 (may be repeated; stored in the checkpoint)")
     parser.add_argument("--out", required=True, help="checkpoint folder")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     parser.add_argument("--steps", type=int, help="override the preset's number of steps")
@@ -352,7 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    model_config, train_config, example_config = configs_from_args(args)
+    try:
+        model_config, train_config, example_config = configs_from_args(args)
+    except ValueError as err:
+        print(f"tdlib train: {err}", file=sys.stderr)
+        return 2
     task = make_task(args.model, args.env, model_config, example_config, train_config.seed)
     out = Path(args.out)
     if not args.resume and (out / checkpoint.RECORD_FILE).exists():

@@ -11,9 +11,9 @@ from tdlib import results
 from tdlib.experiment import FIELDS
 
 
-def write_run(folder, testset, method, score, seed, budget, expansions):
+def write_run(folder, testset, method, score, seed, budget, expansions, policy=""):
     """A run file as ``tdlib evaluate`` writes it; ``expansions[i]`` None: problem i unsolved."""
-    path = results.output_name(folder, testset, method, score, budget, seed)
+    path = results.output_name(folder, testset, method, score, budget, seed, policy)
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS)
         writer.writeheader()
@@ -24,6 +24,8 @@ def write_run(folder, testset, method, score, seed, budget, expansions):
                              "best_program": f"program {method} {i}", "seconds": 1.0})
     settings = {"testset": f"{testset}.jsonl", "method": method, "score": score, "seed": seed,
                 "budget": budget, "beam": 64, "k": 3}
+    if policy:
+        settings["checkpoints"] = {"policy": f"results/checkpoints/{policy}"}
     path.with_suffix(".csv.json").write_text(json.dumps(settings))
     return path
 
@@ -131,7 +133,7 @@ def test_plot_draws_one_curve_per_method_and_best_programs_pick_the_seed(tmp_pat
 
 
 def test_plans_name_distinct_files():
-    names = {results.output_name("x", *job, 1000, seed)
+    names = {results.output_name("x", *job[:3], 1000, seed, *job[3:])
              for jobs in results.PLANS.values() for job in jobs for seed in range(3)}
     assert len(names) == 3 * sum(len(jobs) for jobs in results.PLANS.values())
 
@@ -154,3 +156,30 @@ def test_the_evaluation_queue_names_its_runs_and_refuses_unknown_ones(tmp_path, 
         with pytest.raises(SystemExit):
             main(["--queue", bad, "--dry-run"])
         assert "error" in capsys.readouterr().err
+
+
+def test_ablation_arms_are_kept_apart_and_tabled_against_brute_force(tmp_path, rng):
+    truth = {}
+    for arm in ("full", "no_current_image", "rho0.5"):
+        for seed in range(3):
+            e = random_expansions(rng, 12, 200)
+            write_run(tmp_path, "rainbow", "td-rollout", "pixel", seed, 200, e,
+                      results.RAINBOW_ARMS[arm][0])
+            truth[(arm, seed)] = e
+    write_run(tmp_path, "csg2d", "td-rollout", "value", 0, 200, [1] * 12)  # the shipped policy
+    runs, left_out = results.select_runs(results.load_runs(tmp_path))
+    assert not left_out and runs["file"].nunique() == 10, "one run per arm and seed is kept"
+    table = results.ablation_table(runs, budgets=(10, 200))
+    assert set(table["arm"]) == {"full", "no_current_image", "rho0.5"}
+    for arm in ("full", "no_current_image", "rho0.5"):
+        for b in (10, 200):
+            rates = [sum(x is not None and x <= b for x in truth[(arm, s)]) / 12 for s in range(3)]
+            row = table[(table["arm"] == arm) & (table["budget"] == b)].iloc[0]
+            assert row["rho"] == results.RAINBOW_ARMS[arm][1] and row["seeds"] == 3
+            assert row["solved_mean"] == pytest.approx(np.mean(rates))
+            assert row["solved_std"] == pytest.approx(np.std(rates, ddof=1))
+    assert set(results.solved_table(runs)["testset"]) == {"csg2d"}, "Figure 4 leaves arms out"
+    fig, ax = plt.subplots()
+    results.plot_arms(ax, runs, "td-rollout", ["full", "no_reverse_path", "no_current_image"])
+    assert len(ax.get_lines()) == 2, "an arm that was not run draws no curve"
+    plt.close(fig)

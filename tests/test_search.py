@@ -1,5 +1,6 @@
 """Search: one accounting for every method, checked with an oracle policy and random edits."""
 
+import json
 import random
 
 import numpy as np
@@ -201,3 +202,22 @@ def test_a_target_image_is_judged_like_its_program():
     assert by_image.check(truth) and by_image.solved_at == 1
     with pytest.raises(ValueError, match="target image"):
         Expansions(env, env.render(truth, 64), budget=5)
+
+
+def test_a_run_of_another_policy_records_it_and_a_resume_must_use_the_same(tmp_path):
+    """Figure 5's arms are runs of other checkpoints: the settings name the checkpoint (relative
+    to the project), load_runs reads it back, and a resume with another policy is refused."""
+    from tdlib import results
+    from tdlib.env import make_env
+    from tdlib.experiment import Models
+    config = SearchConfig("td-rollout", budget=6, chains=2)
+    out = tmp_path / "arm.csv"
+    shipped = shipped_folder("csg2d_policy")
+    evaluate_testset(HARD, config, out, Models(make_env("csg2d"), {"policy": shipped}),
+                     limit=1, progress=False)
+    settings = json.loads(out.with_suffix(".csv.json").read_text())
+    assert settings["checkpoints"] == {"policy": "results/checkpoints/csg2d_policy"}
+    assert set(results.load_runs(tmp_path)["policy"]) == {"csg2d_policy"}
+    other = Models(make_env("csg2d"), {"policy": shipped_folder("tinysvg_policy")})
+    with pytest.raises(ValueError, match="other settings"):
+        evaluate_testset(HARD, config, out, other, limit=2, resume=True, progress=False)

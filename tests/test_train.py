@@ -94,12 +94,14 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
 
 
 def test_resume_accepts_a_checkpoint_older_than_new_config_fields(tmp_path):
-    """A record written before a ModelConfig field existed resumes (the field's default holds);
+    """A record written before a ModelConfig or ExampleConfig field existed resumes (the field's
+    default holds);
     a record written before length bucketing resumes with --bucket-batches 1 only."""
     smoke_trainer(tmp_path, steps=2, bucket_batches=1).fit()
     record = json.loads((tmp_path / "model.json").read_text())
     for field in ("prefix_norm", "bidirectional_prompt"):
         del record["model"][field]
+    del record["examples"]["all_positions"]
     del record["train"]["bucket_batches"]
     (tmp_path / "model.json").write_text(json.dumps(record))
     with pytest.raises(checkpoint.CheckpointError, match="different bucket_batches"):
@@ -338,3 +340,16 @@ def test_all_positions_credits_every_differing_subtree_and_never_raises_the_loss
         else:
             assert credited.item() < reference.item() - 1e-4
 
+
+
+def test_overrides_set_fields_of_each_config_and_name_what_is_wrong():
+    from tdlib.presets import apply_overrides, preset
+    model, train, examples = apply_overrides(
+        *preset("smoke"), ["d_model=48", "encoder=nf_micro", "examples.rho=0.5",
+                           "train.lr=0.003", "pointer_positions=True"])
+    assert (model.d_model, model.encoder, model.pointer_positions) == (48, "nf_micro", True)
+    assert (examples.rho, train.lr) == (0.5, 0.003)
+    for bad, says in [("d_modle=4", "no field 'd_modle'"), ("nothing", "not key=value"),
+                      ("optim.lr=1", "unknown section"), ("examples.rho=2", "rho must be")]:
+        with pytest.raises(ValueError, match=says):
+            apply_overrides(*preset("smoke"), [bad])

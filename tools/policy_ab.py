@@ -24,13 +24,12 @@ With ``--kind value`` the run trains a value network and records, in
 """
 
 import argparse
-import ast
 import csv
 from dataclasses import replace
 from pathlib import Path
 
 from tdlib.evaluate import image_reliance
-from tdlib.presets import preset
+from tdlib.presets import apply_overrides, preset
 from tdlib.tasks import make_task
 from tdlib.train import Trainer
 
@@ -90,15 +89,11 @@ def main():
     if Path(args.out).exists() and not args.resume:
         parser.error(f"{args.out} exists; choose a new folder or pass --resume")
     model, train, examples = preset("cpu", args.kind, args.env)
-    fields = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.overrides)}
-
-    def section(prefix):
-        return {k.split(".", 1)[1]: v for k, v in fields.items() if k.startswith(prefix + ".")}
-
-    model = replace(model, **{k: v for k, v in fields.items() if "." not in k})
-    examples = replace(examples, **section("examples"))
+    model, train, examples = apply_overrides(model, train, examples, args.overrides)
     train = replace(train, steps=args.steps, eval_every=args.eval_every, eval_problems=256,
-                    checkpoint_every=1000, **section("train"))
+                    checkpoint_every=1000)
+    _, train, _ = apply_overrides(model, train, examples,
+                                  [o for o in args.overrides if o.startswith("train.")])
     task = make_task(args.kind, args.env, model, examples, train.seed)
     trainer = Trainer(task, train, args.out, resume=args.resume, progress=True,
                       command="python tools/policy_ab.py " + " ".join(

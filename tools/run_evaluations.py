@@ -11,7 +11,8 @@ networks (the search loop is Python-bound between small forward passes).
     python tools/run_evaluations.py --queue csg2d/0 csg2d_hard/0/td-search-value,ar  # in order
 
 A ``--queue`` entry is ``plan/seeds[/labels]``: seeds comma-separated, labels (``td-search-value``,
-``ar``, ``random-search-value``, ``repl``, ``td-rollout``, ...) the runs of the plan to keep.
+``ar``, ``random-search-value``, ``repl``, ``td-rollout``, ...; ``full:td-rollout`` for an arm of
+the Rainbow plan) the runs of the plan to keep.
 """
 
 from __future__ import annotations
@@ -23,24 +24,30 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tdlib.results import PLANS, SCORED_METHODS, output_name
+from tdlib.results import PLANS, SCORED_METHODS, arm_of, output_name, policy_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT / "results" / "eval"
 
 
 def label(job) -> str:
-    """``td-search-value``, ``ar``: a run of a plan, as ``--queue`` names it."""
-    _, method, score = job
-    return f"{method}-{score}" if method in SCORED_METHODS else method
+    """``td-search-value``, ``ar``, ``full:td-rollout``: a run of a plan, as ``--queue`` names
+    it (with the arm first for a run of another policy than the shipped one)."""
+    _, method, score, *policy = job
+    name = f"{method}-{score}" if method in SCORED_METHODS else method
+    return f"{arm_of(policy[0])}:{name}" if policy else name
 
 
-def command(testset, method, score, budget, seed, limit=None, folder=EVAL) -> list[str]:
+def command(job, budget, seed, limit=None, folder=EVAL) -> list[str]:
+    testset, method, score, *policy = job
+    policy = policy[0] if policy else ""
     cmd = [sys.executable, "-m", "tdlib.experiment", "--method", method,
            "--testset", str(ROOT / "results" / "testsets" / f"{testset}.jsonl"),
            "--budget", str(budget), "--seed", str(seed), "--score", score,
-           "-o", str(output_name(folder, testset, method, score, budget, seed)),
+           "-o", str(output_name(folder, testset, method, score, budget, seed, policy)),
            "--resume", "--no-progress"]
+    if policy:
+        cmd += ["--policy", str(policy_folder(policy))]
     return cmd + (["--limit", str(limit)] if limit is not None else [])
 
 
@@ -83,7 +90,7 @@ def main(argv=None) -> int:
         if wanted - known:
             parser.error(f"{entry!r}: no run {', '.join(sorted(wanted - known))} in plan {plan}; "
                          f"its runs: {', '.join(sorted(known))}")
-        jobs += [command(*job, args.budget, seed, args.limit, args.output_dir)
+        jobs += [command(job, args.budget, seed, args.limit, args.output_dir)
                  for seed in seed_list for job in PLANS[plan] if label(job) in wanted]
     if args.dry_run:
         print("\n".join(" ".join(c) for c in jobs))
