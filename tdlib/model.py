@@ -68,6 +68,11 @@ class ModelConfig:
     # keeps prefix_tokens spatial tokens and runs k transformer blocks over them and a learned
     # summary token, so that the distance can be read from where the two images differ and how.
     value_layers: int = 0
+    # Value network only: 0 regresses the distance (smooth L1); k > 0 predicts a distribution
+    # over distances 0 .. k-1 (the last bin: k-1 or more), trained by cross-entropy, and reports
+    # its mean.  Path distances are small integers with a long tail: a regression to them is
+    # pulled toward the mean, a classification is not.
+    value_bins: int = 0
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -385,19 +390,29 @@ class ValueModel(nn.Module):
             self.position_embedding = nn.Parameter(torch.zeros(1, config.prefix_tokens + 1, d))
             self.blocks = nn.ModuleList(Block(d, config.n_heads)
                                         for _ in range(config.value_layers))
-        self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.SiLU(), nn.Linear(d, 1))
+        outputs = config.value_bins or 1
+        self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.SiLU(),
+                                  nn.Linear(d, outputs))
         self.apply(_init_weights)
         if spatial:
             nn.init.normal_(self.position_embedding, std=0.02)
 
-    def forward(self, current, target) -> torch.Tensor:
+    def forward(self, current, target, logits: bool = False) -> torch.Tensor:
+        """The predicted distance, ``B`` (with ``value_bins``: the mean of the distribution, or
+        with ``logits=True`` its ``B x bins`` logits)."""
         x = self.encoder(current, target)
         if self.config.value_layers:
             x = torch.cat([self.summary.expand(len(x), -1, -1), x], dim=1) + self.position_embedding
             mask = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device)
             for block in self.blocks:
                 x = block(x, mask)  # every token sees every other: no causal order here
-        return self.head(x[:, 0]).squeeze(-1)
+        out = self.head(x[:, 0])
+        if not self.config.value_bins:
+            return out.squeeze(-1)
+        if logits:
+            return out
+        bins = torch.arange(self.config.value_bins, device=out.device, dtype=torch.float32)
+        return torch.softmax(out.float(), dim=-1) @ bins
 
 
 def build_model(config: ModelConfig) -> nn.Module:

@@ -26,6 +26,9 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 3e-4
     min_lr_ratio: float = 0.1  # cosine decay to this fraction of lr
+    # The cosine starts here instead of after the warm-up: a resumed run given a new lr, steps
+    # and restart_step = its current step anneals from lr to min_lr_ratio * lr over the rest.
+    restart_step: int = 0
     warmup_steps: int = 200
     weight_decay: float = 0.0
     grad_clip: float = 1.0

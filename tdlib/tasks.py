@@ -238,8 +238,17 @@ class ValueTask(PolicyTask):
                 "distance": torch.tensor([float(it["distance"]) for it in items])}
 
     def loss(self, model, batch):
-        predicted = model(batch["current"], batch["target"]).float()
-        loss = F.smooth_l1_loss(predicted, batch["distance"])
+        bins = self.model_config.value_bins
+        out = model(batch["current"], batch["target"], logits=bool(bins)).float()
+        if bins:
+            labels = batch["distance"].long().clamp(max=bins - 1)
+            loss = F.cross_entropy(out, labels)
+            with torch.no_grad():
+                predicted = torch.softmax(out, -1) @ torch.arange(bins, device=out.device,
+                                                                   dtype=torch.float32)
+        else:
+            predicted = out
+            loss = F.smooth_l1_loss(predicted, batch["distance"])
         with torch.no_grad():
             mae = (predicted - batch["distance"]).abs().mean().item()
         return loss, {"mae": mae}

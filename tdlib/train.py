@@ -163,7 +163,8 @@ class Trainer:
         cfg = self.config
         if step < cfg.warmup_steps:
             return cfg.lr * (step + 1) / cfg.warmup_steps
-        progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+        start = max(cfg.warmup_steps, cfg.restart_step)
+        progress = min(1.0, max(0, step - start) / max(1, cfg.steps - start))
         return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
     # ----------------------------------------------------------------- loop

@@ -1,5 +1,6 @@
 """Networks and constrained decoding on untrained models: shapes, cache, validity."""
 
+import dataclasses
 import random
 
 import numpy as np
@@ -60,6 +61,34 @@ def test_spatial_value_network_sees_where_the_images_differ():
     assert out.shape == (3,)
     assert abs(out[0] - out[1]) > 1e-4
     assert torch.allclose(out[1], alone[0], atol=1e-5)
+
+
+def test_distributional_value_reports_the_mean_of_its_bins_and_learns_a_distance():
+    """With value_bins the value network's output is the mean of a softmax over distances
+    0 .. bins-1, and a few steps of its cross-entropy loss fit a batch of known distances."""
+    from tdlib.tasks import make_task
+    from tdlib.presets import preset
+    torch.manual_seed(0)
+    model_config, _, examples = preset("smoke", "value")
+    model_config = dataclasses.replace(model_config, value_bins=6)
+    task = make_task("value", "csg2d", model_config, examples, 0)
+    value = ValueModel(model_config)
+    batch = task.collate([task.example(i) for i in range(8)])
+    logits = value(batch["current"], batch["target"], logits=True)
+    assert logits.shape == (8, 6)
+    expected = torch.softmax(logits, -1) @ torch.arange(6.0)
+    assert torch.allclose(value(batch["current"], batch["target"]), expected, atol=1e-5)
+    optimizer = torch.optim.Adam(value.parameters(), 3e-3)
+    first = task.loss(value, batch)[0].item()
+    for _ in range(60):
+        loss, metrics = task.loss(value, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.5 * first
+    clamped = batch["distance"].clamp(max=5)
+    predicted = value(batch["current"], batch["target"])
+    assert (predicted - clamped).abs().mean() < 0.5
 
 
 def test_configs_refuse_nonsense():

@@ -353,3 +353,17 @@ def test_overrides_set_fields_of_each_config_and_name_what_is_wrong():
                       ("optim.lr=1", "unknown section"), ("examples.rho=2", "rho must be")]:
         with pytest.raises(ValueError, match=says):
             apply_overrides(*preset("smoke"), [bad])
+
+
+def test_a_restart_anneals_from_its_step_to_the_floor(tmp_path):
+    """restart_step starts the cosine at that step (lr there, min_lr_ratio * lr at the end);
+    0 keeps the warm-up-then-cosine schedule."""
+    plain = smoke_trainer(tmp_path / "a", steps=100)
+    restarted = smoke_trainer(tmp_path / "b", steps=100, restart_step=60, lr=2e-3)
+    cfg = plain.config
+    assert plain.lr_at(cfg.warmup_steps) == pytest.approx(cfg.lr)
+    assert plain.lr_at(100) == pytest.approx(cfg.lr * cfg.min_lr_ratio)
+    assert restarted.lr_at(60) == pytest.approx(2e-3)
+    assert restarted.lr_at(80) == pytest.approx(2e-3 * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) / 2))
+    assert restarted.lr_at(100) == pytest.approx(2e-3 * cfg.min_lr_ratio)
+    assert restarted.lr_at(30) == pytest.approx(2e-3)  # before the restart: flat at lr
