@@ -106,6 +106,10 @@ class Trainer:
                                           weight_decay=train_config.weight_decay)
         self.step = 0
         self.seconds = 0.0  # training wall time so far, over every resumed piece
+        # (step, commit, command) of every piece of the run so far, this one last: a run resumed
+        # with a new schedule (a warm restart, an anneal) keeps the whole recipe in its record
+        self.history: list[dict] = []
+        self.started_at = 0
         if resume:
             self._resume()
         self.wrapped = self.model
@@ -123,7 +127,11 @@ class Trainer:
                 "examples_seen": self.step * self.config.batch_size * self.world,
                 "train_seconds": round(self.seconds, 1),
                 "parameters": count_parameters(self.model), "git_commit": checkpoint.git_commit(),
-                "command": self.command}
+                "command": self.command,
+                "history": self.history + [{"from_step": self.started_at,
+                                            "git_commit": checkpoint.git_commit(),
+                                            "command": self.command,
+                                            "train": self.config.to_dict()}]}
 
     def _resume(self):
         record = checkpoint.read_record(self.out)
@@ -150,6 +158,13 @@ class Trainer:
                 "needs the same preset and options (or choose another --out)")
         self.step = int(record["step"])
         self.seconds = float(record.get("train_seconds", 0.0))
+        self.history = list(record.get("history") or [
+            {"from_step": 0, "git_commit": record.get("git_commit"),
+             "command": record.get("command"), "train": record.get("train")}])
+        self.started_at = self.step
+        if self.history and self.history[-1]["command"] == self.command \
+                and self.history[-1]["train"] == self.config.to_dict():
+            self.started_at = self.history.pop()["from_step"]  # the same piece, continued
         checkpoint.load_weights(self.model, self.out)
         checkpoint.load_train_state(self.out, self.optimizer, self.step)
         if self.rank == 0:

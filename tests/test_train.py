@@ -367,3 +367,16 @@ def test_a_restart_anneals_from_its_step_to_the_floor(tmp_path):
     assert restarted.lr_at(80) == pytest.approx(2e-3 * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) / 2))
     assert restarted.lr_at(100) == pytest.approx(2e-3 * cfg.min_lr_ratio)
     assert restarted.lr_at(30) == pytest.approx(2e-3)  # before the restart: flat at lr
+
+
+def test_the_record_keeps_every_piece_of_a_resumed_run(tmp_path):
+    """A resume with a new schedule adds a piece to the record's history; continuing with the
+    same settings extends the last piece."""
+    smoke_trainer(tmp_path, steps=2).fit()
+    first = json.loads((tmp_path / "model.json").read_text())["history"]
+    assert [h["from_step"] for h in first] == [0]
+    smoke_trainer(tmp_path, steps=4, resume=True, restart_step=2, lr=5e-4).fit(steps=3)
+    smoke_trainer(tmp_path, steps=4, resume=True, restart_step=2, lr=5e-4).fit()
+    history = json.loads((tmp_path / "model.json").read_text())["history"]
+    assert [h["from_step"] for h in history] == [0, 2]
+    assert [h["train"]["lr"] for h in history] == [first[0]["train"]["lr"], 5e-4]
