@@ -58,6 +58,12 @@ _MODEL = {
     "paper": dict(image_size=128, encoder="nf_resnet26", d_model=256, n_layers=8, n_heads=16,
                   max_positions=448, context=512, max_edit_tokens=64),
 }
+# Issue 12's policy recipe for the cpu preset, chosen at equal CPU time
+# (results/tables/recipe_runs.csv): the small nf_micro encoder and d 64, 16 spatial image tokens
+# under a LayerNorm, prefix-LM attention, a content pointer for <POS k>, and (in ExampleConfig)
+# the loss over what the grammar allows.
+_POLICY = {"cpu": dict(encoder="nf_micro", d_model=64, prefix_tokens=16, encoder_stride=16,
+                       prefix_norm=True, bidirectional_prompt=True, pointer_positions=True)}
 _TRAIN = {
     "smoke": dict(steps=30, batch_size=8, lr=1e-3, warmup_steps=5, workers=0, bucket_batches=2,
                   log_every=5,
@@ -88,8 +94,10 @@ def preset(name: str, kind: str = "policy", env: str = "csg2d",
     tokenizer = Tokenizer(language.grammar, _MODEL[name]["max_positions"])
     model = ModelConfig(kind=kind, env=env, channels=language.channels,
                         vocab_size=tokenizer.vocab_size, pos_offset=tokenizer.pos_offset,
-                        use_current_image="no_current_image" not in ablations, **_MODEL[name])
-    examples = ExampleConfig(image_size=model.image_size)
+                        use_current_image="no_current_image" not in ablations,
+                        **{**_MODEL[name], **(_POLICY.get(name, {}) if kind == "policy" else {})})
+    examples = ExampleConfig(image_size=model.image_size,
+                             masked_loss=kind == "policy" and name in _POLICY)
     if "last_step" in ablations:
         examples = replace(examples, mode="last_step")
     if "no_noising" in ablations:
@@ -132,19 +140,53 @@ def apply_overrides(model: ModelConfig, train: TrainConfig, examples: ExampleCon
             replace(examples, **changes["examples"]))
 
 
-# name -> (language, kind, steps, bucket_batches): what ships in results/checkpoints/, each
-# trained on the 2-core CPU in under an hour with the cpu preset (the command is in its JSON).
-# The first four were trained before length bucketing existed, hence bucket_batches 1.
+@dataclass(frozen=True)
+class ShippedModel:
+    """A checkpoint that ships in ``results/checkpoints/``: how ``tdlib train`` (re)makes it."""
+
+    env: str
+    kind: str
+    steps: int
+    bucket_batches: int = 8
+    options: tuple[str, ...] = ()  # further ``tdlib train`` arguments: ablations, --set ...
+
+
+def _set(*items: str) -> tuple[str, ...]:
+    return tuple(arg for item in items for arg in ("--set", item))
+
+
+# The cpu preset's policy before issue 12's recipe (what the shipped CSG2D, TinySVG and
+# CSG2D-Sketch policies were trained with): a pooled 4-token image prefix, causal attention, index-only positions.
+PREVIOUS_CPU_POLICY = _set("encoder=nf_tiny", "d_model=96", "prefix_tokens=4", "encoder_stride=32",
+                           "prefix_norm=False", "bidirectional_prompt=False",
+                           "pointer_positions=False", "examples.masked_loss=False")
+# The Rainbow ablation arms (Figure 5): the cpu policy at 2 layers, 4,000 steps each.
+_RAINBOW_ARM = _set("n_layers=2", "train.eval_every=2000")
+
+# What ships in results/checkpoints/, each trained on the 2-core CPU (the command, and for a run
+# made in pieces every piece, is in its model.json).  The first four were trained before length
+# bucketing existed, hence bucket_batches 1.
 SHIPPED_MODELS = {
-    "csg2d_policy": ("csg2d", "policy", 25_000, 1),
-    "csg2d_value": ("csg2d", "value", 10_000, 1),
-    "csg2d_ar": ("csg2d", "ar", 8_000, 1),
-    "csg2d_repl": ("csg2d", "repl", 6_000, 1),
-    "csg2d-sketch_policy": ("csg2d-sketch", "policy", 12_000, 8),
-    "csg2d-sketch_ar": ("csg2d-sketch", "ar", 8_000, 8),
-    "tinysvg_policy": ("tinysvg", "policy", 10_000, 8),
-    "tinysvg_value": ("tinysvg", "value", 10_000, 8),
-    "tinysvg_ar": ("tinysvg", "ar", 6_000, 8),
+    "csg2d_policy": ShippedModel("csg2d", "policy", 25_000, 1, PREVIOUS_CPU_POLICY),
+    "csg2d_value": ShippedModel("csg2d", "value", 10_000, 1),
+    "csg2d_ar": ShippedModel("csg2d", "ar", 8_000, 1),
+    "csg2d_repl": ShippedModel("csg2d", "repl", 6_000, 1),
+    "csg2d-sketch_policy": ShippedModel("csg2d-sketch", "policy", 12_000, 8, PREVIOUS_CPU_POLICY),
+    "csg2d-sketch_ar": ShippedModel("csg2d-sketch", "ar", 8_000),
+    "tinysvg_policy": ShippedModel("tinysvg", "policy", 10_000, 8, PREVIOUS_CPU_POLICY),
+    "tinysvg_value": ShippedModel("tinysvg", "value", 10_000),
+    "tinysvg_ar": ShippedModel("tinysvg", "ar", 6_000),
+    "rainbow_ar": ShippedModel("rainbow", "ar", 3_000),
+    "rainbow_policy_full": ShippedModel("rainbow", "policy", 4_000, 8, _RAINBOW_ARM),
+    "rainbow_policy_no_current_image": ShippedModel(
+        "rainbow", "policy", 4_000, 8, ("--ablation", "no_current_image") + _RAINBOW_ARM),
+    "rainbow_policy_no_reverse_path": ShippedModel(
+        "rainbow", "policy", 4_000, 8, ("--ablation", "last_step") + _RAINBOW_ARM),
+    "rainbow_policy_no_noising": ShippedModel(
+        "rainbow", "policy", 4_000, 8, ("--ablation", "no_noising") + _RAINBOW_ARM),
+    **{f"rainbow_policy_rho{rho}": ShippedModel("rainbow", "policy", 4_000, 8,
+                                                ("--rho", str(rho)) + _RAINBOW_ARM)
+       for rho in (0.0, 0.1, 0.5)},
 }
 
 
@@ -158,6 +200,7 @@ def shipped_folder(name: str):
 
 def shipped_command(name: str) -> list[str]:
     """The ``tdlib train`` arguments that (re)make a shipped checkpoint."""
-    env, kind, steps, bucket = SHIPPED_MODELS[name]
-    return ["--env", env, "--model", kind, "--preset", "cpu", "--steps", str(steps),
-            "--bucket-batches", str(bucket), "--out", str(shipped_folder(name))]
+    entry = SHIPPED_MODELS[name]
+    return ["--env", entry.env, "--model", entry.kind, "--preset", "cpu",
+            "--steps", str(entry.steps), "--bucket-batches", str(entry.bucket_batches),
+            *entry.options, "--out", str(shipped_folder(name))]

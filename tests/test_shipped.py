@@ -12,7 +12,8 @@ MAX_BYTES = 20 * 2 ** 20
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_MODELS))
 def test_shipped_checkpoint_matches_its_registry_entry(name):
-    env, kind, steps, bucket = SHIPPED_MODELS[name]
+    entry = SHIPPED_MODELS[name]
+    env, kind, steps, bucket = entry.env, entry.kind, entry.steps, entry.bucket_batches
     folder = shipped_folder(name)
     assert (folder / "model.json").exists(), f"{name} is registered but not shipped"
     for path in folder.iterdir():
@@ -22,8 +23,24 @@ def test_shipped_checkpoint_matches_its_registry_entry(name):
     assert (record["env"], record["kind"]) == (env, kind)
     assert record["step"] == record["train"]["steps"] == steps
     assert record["train"].get("bucket_batches", 1) == bucket
-    assert record["command"].startswith("tdlib train ")
+    # made by tdlib train, or (the CSG2D policy, trained in pieces) by the recipe tool
+    assert record["command"].startswith(("tdlib train ", "python tools/policy_ab.py "))
     assert (folder / "train_log.csv").exists()
     model, loaded = load_model(folder)
     assert count_parameters(model) == record["parameters"]
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_MODELS))
+def test_the_registered_command_makes_the_shipped_network(name):
+    """shipped_command rebuilds the configs the checkpoint was trained with: the same network,
+    the same examples (fields added since take their defaults)."""
+    from dataclasses import asdict
+    from tdlib.examples import ExampleConfig
+    from tdlib.model import ModelConfig
+    from tdlib.presets import shipped_command
+    from tdlib.train import build_parser, configs_from_args
+    model, _, examples = configs_from_args(build_parser().parse_args(shipped_command(name)))
+    record = read_record(shipped_folder(name))
+    assert model == ModelConfig.from_dict(record["model"])
+    assert asdict(examples) == {**asdict(ExampleConfig()), **record["examples"]}

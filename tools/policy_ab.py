@@ -1,9 +1,13 @@
 """Recipe runs of cpu-preset policy (or value) variants at a fixed CPU budget, recorded.
 
     python tools/policy_ab.py runs/base --name base --steps 400000 --minutes 30
-    python tools/policy_ab.py runs/ptr --name pointer --steps 400000 --minutes 30 \
-        pointer_positions=True bidirectional_prompt=True examples.masked_loss=True
-    python tools/policy_ab.py runs/ptr --name pointer --steps 400000 --minutes 60 --resume
+    python tools/policy_ab.py runs/wide --name "d 96" --steps 400000 --minutes 30 d_model=96
+    python tools/policy_ab.py runs/wide --name "d 96" --steps 400000 --minutes 60 --resume \
+        d_model=96
+
+The cpu preset's policy is the recipe this tool chose (issue 12: nf_micro, d 64, 16 image tokens,
+prefix-LM attention, content pointer, grammar-masked loss); the runs recorded before it became
+the preset name their overrides against the preset of their time.
 
 Each ``key=value`` overrides a field of the cpu preset's ModelConfig (Python literals);
 ``examples.key=value`` one of its ExampleConfig, ``train.key=value`` one of its TrainConfig.
