@@ -155,7 +155,7 @@ def _set(*items: str) -> tuple[str, ...]:
     return tuple(arg for item in items for arg in ("--set", item))
 
 
-# The cpu preset's policy before issue 12's recipe (what the shipped CSG2D, TinySVG and
+# The cpu preset's policy before issue 12's recipe (what the shipped TinySVG and
 # CSG2D-Sketch policies were trained with): a pooled 4-token image prefix, causal attention, index-only positions.
 PREVIOUS_CPU_POLICY = _set("encoder=nf_tiny", "d_model=96", "prefix_tokens=4", "encoder_stride=32",
                            "prefix_norm=False", "bidirectional_prompt=False",
@@ -167,7 +167,7 @@ _RAINBOW_ARM = _set("n_layers=2", "train.eval_every=2000")
 # made in pieces every piece, is in its model.json).  The first four were trained before length
 # bucketing existed, hence bucket_batches 1.
 SHIPPED_MODELS = {
-    "csg2d_policy": ShippedModel("csg2d", "policy", 25_000, 1, PREVIOUS_CPU_POLICY),
+    "csg2d_policy": ShippedModel("csg2d", "policy", 158_000, 8),
     "csg2d_value": ShippedModel("csg2d", "value", 10_000, 1),
     "csg2d_ar": ShippedModel("csg2d", "ar", 8_000, 1),
     "csg2d_repl": ShippedModel("csg2d", "repl", 6_000, 1),
