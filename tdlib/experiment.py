@@ -21,6 +21,7 @@ import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from tdlib import search
@@ -108,8 +109,13 @@ def problem_seed(config: SearchConfig, index: int) -> int:
 def observation(env, problem: dict, size: int) -> torch.Tensor:
     """``1 x C x size x size``: what the models see of a test problem's target (a sketch for
     CSG2D-Sketch, drawn from the problem's own seed)."""
-    image = env.observe(env.parse(problem["program"]), random.Random(problem["seed"]), size)
-    return torch.from_numpy(image).permute(2, 0, 1)[None].contiguous()
+    return image_tensor(env.observe(env.parse(problem["program"]),
+                                    random.Random(problem["seed"]), size))
+
+
+def image_tensor(image: np.ndarray) -> torch.Tensor:
+    """An ``H x W x C`` observation as the models take it: ``1 x C x H x W``."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].contiguous()
 
 
 def solve(env, problem: dict, models: Models, config: SearchConfig) -> search.Outcome:

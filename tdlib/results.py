@@ -219,19 +219,48 @@ def solved_table(runs: pd.DataFrame, budgets: Sequence[int] = (10, 100, 1000, 50
     rows = []
     for (testset, method, score, variant, at), group in curves.groupby(
             ["testset", "method", "score", "variant", "at"], sort=True):
-        measured = group["solved"].dropna()
-        if measured.empty:
-            continue
-        if group["seed"].duplicated().any():
-            raise ValueError(f"{testset} {method} {score} {variant}: several runs of one seed; "
-                             "pass the runs through select_runs first")
-        rows.append({"env": (env_of or {}).get(testset, testset.split("_")[0]),
-                     "testset": testset, "method": method, "score": score, "variant": variant,
-                     "seeds": len(measured), "budget": int(at),
-                     "problems": int(group["problems"].min()),
-                     "solved_mean": measured.mean(),
-                     "solved_std": measured.std(ddof=1) if len(measured) > 1 else np.nan})
-    return pd.DataFrame(rows)
+        stats = _over_seeds(group, f"{testset} {method} {score} {variant}")
+        if stats:
+            rows.append({"env": (env_of or {}).get(testset, testset.split("_")[0]),
+                         "testset": testset, "method": method, "score": score,
+                         "variant": variant, "budget": int(at), **stats})
+    return pd.DataFrame(rows, columns=["env", "testset", "method", "score", "variant", "seeds",
+                                       "budget", "problems", "solved_mean", "solved_std"])
+
+
+def _over_seeds(group: pd.DataFrame, what: str) -> dict | None:
+    """The mean and sample std over seeds of one budget's solve rates (None: none measured)."""
+    measured = group["solved"].dropna()
+    if measured.empty:
+        return None
+    if group["seed"].duplicated().any():
+        raise ValueError(f"{what}: several runs of one seed; pass the runs through select_runs "
+                         "first")
+    return {"seeds": len(measured), "problems": int(group["problems"].min()),
+            "solved_mean": measured.mean(),
+            "solved_std": measured.std(ddof=1) if len(measured) > 1 else np.nan}
+
+
+def _expansion_grid(budget: int, points: int) -> np.ndarray:
+    return np.unique(np.geomspace(1, budget, points).round().astype(int))
+
+
+def _plot_over_seeds(ax, curves: pd.DataFrame, label: str, ls: str = "-"):
+    """One curve: the mean over seeds of :func:`solved_within`'s rows, with a +-1 std band."""
+    table = curves.pivot_table(index="at", columns="seed", values="solved")
+    mean, std = table.mean(axis=1), table.std(axis=1, ddof=1).fillna(0.0)
+    line, = ax.plot(table.index, mean, ls=ls, label=f"{label} (n={table.shape[1]} seeds)")
+    ax.fill_between(table.index, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+
+
+def _expansion_axes(ax, budget: int):
+    ax.set_xscale("log")
+    ax.set_xlim(1, budget)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("node expansions (programs compiled)")
+    ax.set_ylabel("fraction of problems solved")
+    ax.grid(alpha=0.3)
+    return ax
 
 
 def plot_solved(ax, runs: pd.DataFrame, testset: str, methods: Sequence[tuple] | None = None,
@@ -242,26 +271,14 @@ def plot_solved(ax, runs: pd.DataFrame, testset: str, methods: Sequence[tuple] |
     runs = runs[(runs["testset"] == testset) & (runs["variant"] == "")
                 & (runs["policy"] == "")]
     budget = budget or int(runs["budget"].max())
-    grid = np.unique(np.geomspace(1, budget, points).round().astype(int))
-    curves = solved_within(runs, grid)
+    curves = solved_within(runs, _expansion_grid(budget, points))
     pairs = methods or sorted(set(zip(curves["method"], curves["score"])))
     for method, score in pairs:
         mine = curves[(curves["method"] == method) & (curves["score"] == score)]
-        if mine.empty:
-            continue
-        table = mine.pivot_table(index="at", columns="seed", values="solved")
-        mean, std = table.mean(axis=1), table.std(axis=1, ddof=1).fillna(0.0)
-        dashed = method == "td-search" and score != "value"
-        line, = ax.plot(table.index, mean, ls="--" if dashed else "-",
-                        label=f"{method_label(method, score)} (n={table.shape[1]} seeds)")
-        ax.fill_between(table.index, mean - std, mean + std, color=line.get_color(), alpha=0.15)
-    ax.set_xscale("log")
-    ax.set_xlim(1, budget)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("node expansions (programs compiled)")
-    ax.set_ylabel("fraction of problems solved")
-    ax.grid(alpha=0.3)
-    return ax
+        if not mine.empty:
+            dashed = method == "td-search" and score != "value"
+            _plot_over_seeds(ax, mine, method_label(method, score), "--" if dashed else "-")
+    return _expansion_axes(ax, budget)
 
 
 def ablation_table(runs: pd.DataFrame, budgets: Sequence[int] = (10, 100, 1000),
@@ -277,14 +294,11 @@ def ablation_table(runs: pd.DataFrame, budgets: Sequence[int] = (10, 100, 1000),
         return pd.DataFrame(columns=columns)
     rows = []
     for (policy, method, at), group in curves.groupby(["policy", "method", "at"], sort=True):
-        measured = group["solved"].dropna()
-        if measured.empty:
-            continue
         arm = folders[policy]
-        rows.append({"arm": arm, "rho": RAINBOW_ARMS[arm][1], "method": method,
-                     "seeds": len(measured), "budget": int(at),
-                     "problems": int(group["problems"].min()), "solved_mean": measured.mean(),
-                     "solved_std": measured.std(ddof=1) if len(measured) > 1 else np.nan})
+        stats = _over_seeds(group, f"{testset} {arm} {method}")
+        if stats:
+            rows.append({"arm": arm, "rho": RAINBOW_ARMS[arm][1], "method": method,
+                         "budget": int(at), **stats})
     order = {arm: i for i, arm in enumerate(RAINBOW_ARMS)}
     table = pd.DataFrame(rows, columns=columns)
     return table.sort_values(["method", "budget"], kind="stable").sort_values(
@@ -298,23 +312,12 @@ def plot_arms(ax, runs: pd.DataFrame, method: str, arms: Sequence[str] = FIG5A_A
     mine = runs[(runs["testset"] == testset) & (runs["method"] == method)
                 & (runs["variant"] == "")]
     budget = budget or (int(mine["budget"].max()) if len(mine) else 1)
-    grid = np.unique(np.geomspace(1, budget, points).round().astype(int))
+    grid = _expansion_grid(budget, points)
     for arm in arms:
         run = mine[mine["policy"] == RAINBOW_ARMS[arm][0]]
-        if run.empty:
-            continue
-        table = solved_within(run, grid).pivot_table(index="at", columns="seed", values="solved")
-        mean, std = table.mean(axis=1), table.std(axis=1, ddof=1).fillna(0.0)
-        line, = ax.plot(table.index, mean, label=f"{arm.replace('_', ' ')} "
-                                                 f"(n={table.shape[1]} seeds)")
-        ax.fill_between(table.index, mean - std, mean + std, color=line.get_color(), alpha=0.15)
-    ax.set_xscale("log")
-    ax.set_xlim(1, budget)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("node expansions (programs compiled)")
-    ax.set_ylabel("fraction of problems solved")
-    ax.grid(alpha=0.3)
-    return ax
+        if not run.empty:
+            _plot_over_seeds(ax, solved_within(run, grid), arm.replace("_", " "))
+    return _expansion_axes(ax, budget)
 
 
 def arm_training(checkpoints: str | Path | None = None) -> pd.DataFrame:

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from tdlib import search
 from tdlib.env import Env, make_env
@@ -129,10 +128,6 @@ def image_to_observation(env: Env, image, size: int | None = None,
     return np.clip(np.stack(planes, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
-def _as_tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].contiguous()
-
-
 def solve(env: str | Env, image=None, *, program: str | None = None, budget: int = 5000,
           seed: int = 0, sketch: bool = False, beam: int = 64, k: int = 3,
           observation_seed: int | None = None, models: dict | None = None,
@@ -151,7 +146,8 @@ def solve(env: str | Env, image=None, *, program: str | None = None, budget: int
     import random
     import time
     from tdlib.checkpoint import RECORD_FILE
-    from tdlib.experiment import Models, SearchConfig, default_model_folder, run_search
+    from tdlib.experiment import (Models, SearchConfig, default_model_folder, image_tensor,
+                                  run_search)
     began = time.perf_counter()
     if (image is None) == (program is None):
         raise ValueError("give either an image or a program as the target")
@@ -175,14 +171,14 @@ def solve(env: str | Env, image=None, *, program: str | None = None, budget: int
         sketch_seed = seed if observation_seed is None else observation_seed
 
         def observe(size):
-            return _as_tensor(env.observe(tree, random.Random(sketch_seed), size))
+            return image_tensor(env.observe(tree, random.Random(sketch_seed), size))
     else:
         target = image_to_observation(env, image, env.default_size, sketch)
         cache = {}
 
         def observe(size):
             if size not in cache:
-                cache[size] = _as_tensor(image_to_observation(env, image, size, sketch))
+                cache[size] = image_tensor(image_to_observation(env, image, size, sketch))
             return cache[size]
 
     bar = None

@@ -93,11 +93,10 @@ def main():
     if Path(args.out).exists() and not args.resume:
         parser.error(f"{args.out} exists; choose a new folder or pass --resume")
     model, train, examples = preset("cpu", args.kind, args.env)
-    model, train, examples = apply_overrides(model, train, examples, args.overrides)
+    # the tool's schedule first, so that a train.* override (a warm restart, an lr) wins over it
     train = replace(train, steps=args.steps, eval_every=args.eval_every, eval_problems=256,
                     checkpoint_every=1000)
-    _, train, _ = apply_overrides(model, train, examples,
-                                  [o for o in args.overrides if o.startswith("train.")])
+    model, train, examples = apply_overrides(model, train, examples, args.overrides)
     task = make_task(args.kind, args.env, model, examples, train.seed)
     trainer = Trainer(task, train, args.out, resume=args.resume, progress=True,
                       command="python tools/policy_ab.py " + " ".join(
