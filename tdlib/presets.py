@@ -39,6 +39,9 @@ class TrainConfig:
     eval_problems: int = 64
     checkpoint_every: int = 500
     seed: int = 0
+    # a checkpoint folder whose weights start the run (fine-tuning: the CSG2D-Sketch policy starts
+    # from the CSG2D policy); every name and shape must fit; "" starts from random weights
+    init_from: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -112,6 +112,8 @@ class Trainer:
         self.started_at = 0
         if resume:
             self._resume()
+        elif train_config.init_from:
+            self._initialise(Path(train_config.init_from))
         self.wrapped = self.model
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -132,6 +134,15 @@ class Trainer:
                                             "git_commit": checkpoint.git_commit(),
                                             "command": self.command,
                                             "train": self.config.to_dict()}]}
+
+    def _initialise(self, folder: Path):
+        record = checkpoint.read_record(folder)
+        if record.get("kind") != self.task.kind:
+            raise checkpoint.CheckpointError(
+                f"{folder} holds a {record.get('kind')} network; this run trains a {self.task.kind}")
+        checkpoint.load_weights(self.model, folder)  # names and shapes checked there
+        if self.rank == 0:
+            print(f"starting from the weights of {folder} (step {record.get('step')})")
 
     def _resume(self):
         record = checkpoint.read_record(self.out)
@@ -335,6 +346,8 @@ def configs_from_args(args) -> tuple[ModelConfig, TrainConfig, ExampleConfig]:
     overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "workers", "seed",
                                                "bucket_batches")
                  if getattr(args, k) is not None}
+    if args.init:
+        overrides["init_from"] = args.init
     return apply_overrides(model, replace(train, **overrides), examples, args.set)
 
 
@@ -355,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. d_model=64, examples.rho=0.1, "
                              "train.lr=3e-4 (may be repeated; stored in the checkpoint)")
+    parser.add_argument("--init", metavar="DIR",
+                        help="start from this checkpoint's weights (fine-tuning; same network "
+                             "shape), e.g. results/checkpoints/csg2d_policy")
     parser.add_argument("--out", required=True, help="checkpoint folder")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     parser.add_argument("--steps", type=int, help="override the preset's number of steps")

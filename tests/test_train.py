@@ -380,3 +380,28 @@ def test_the_record_keeps_every_piece_of_a_resumed_run(tmp_path):
     history = json.loads((tmp_path / "model.json").read_text())["history"]
     assert [h["from_step"] for h in history] == [0, 2]
     assert [h["train"]["lr"] for h in history] == [first[0]["train"]["lr"], 5e-4]
+
+
+def test_a_run_can_start_from_another_checkpoints_weights(tmp_path):
+    source = smoke_trainer(tmp_path / "source", steps=6, checkpoint_every=100)
+    source.fit()
+    tuned = smoke_trainer(tmp_path / "tuned", "policy", "csg2d-sketch", steps=4,
+                          checkpoint_every=100, init_from=str(tmp_path / "source"))
+    fresh = smoke_trainer(tmp_path / "fresh", "policy", "csg2d-sketch", steps=4,
+                          checkpoint_every=100)
+    for key, value in source.model.state_dict().items():
+        assert torch.equal(tuned.model.state_dict()[key], value)
+    assert any(not torch.equal(fresh.model.state_dict()[k], v)
+               for k, v in source.model.state_dict().items())
+    tuned.fit()
+    record = json.loads((tmp_path / "tuned" / "model.json").read_text())
+    assert record["train"]["init_from"] == str(tmp_path / "source")
+    resumed = smoke_trainer(tmp_path / "tuned", "policy", "csg2d-sketch", steps=4,
+                            checkpoint_every=100, init_from=str(tmp_path / "source"), resume=True)
+    for key, value in tuned.model.state_dict().items():  # resume loads its own weights
+        assert torch.equal(resumed.model.state_dict()[key], value)
+    with pytest.raises(checkpoint.CheckpointError, match="holds a policy network"):
+        smoke_trainer(tmp_path / "value", "value", steps=2, init_from=str(tmp_path / "source"))
+    with pytest.raises(checkpoint.CheckpointError, match="does not fit"):
+        smoke_trainer(tmp_path / "other", "policy", "tinysvg", steps=2,
+                      init_from=str(tmp_path / "source"))
