@@ -158,8 +158,8 @@ def _set(*items: str) -> tuple[str, ...]:
     return tuple(arg for item in items for arg in ("--set", item))
 
 
-# The cpu preset's policy before issue 12's recipe (what the shipped TinySVG and
-# CSG2D-Sketch policies were trained with): a pooled 4-token image prefix, causal attention, index-only positions.
+# The cpu preset's policy before issue 12's recipe (what the shipped TinySVG policy was
+# trained with): a pooled 4-token image prefix, causal attention, index-only positions.
 PREVIOUS_CPU_POLICY = _set("encoder=nf_tiny", "d_model=96", "prefix_tokens=4", "encoder_stride=32",
                            "prefix_norm=False", "bidirectional_prompt=False",
                            "pointer_positions=False", "examples.masked_loss=False")
@@ -174,7 +174,10 @@ SHIPPED_MODELS = {
     "csg2d_value": ShippedModel("csg2d", "value", 10_000, 1),
     "csg2d_ar": ShippedModel("csg2d", "ar", 8_000, 1),
     "csg2d_repl": ShippedModel("csg2d", "repl", 6_000, 1),
-    "csg2d-sketch_policy": ShippedModel("csg2d-sketch", "policy", 12_000, 8, PREVIOUS_CPU_POLICY),
+    # fine-tuned on sketches from the CSG2D policy's weights (the same grammar and network)
+    "csg2d-sketch_policy": ShippedModel("csg2d-sketch", "policy", 14_000, 8,
+                                        ("--init", "results/checkpoints/csg2d_policy",
+                                         "--lr", "0.0003")),
     "csg2d-sketch_ar": ShippedModel("csg2d-sketch", "ar", 8_000),
     "tinysvg_policy": ShippedModel("tinysvg", "policy", 10_000, 8, PREVIOUS_CPU_POLICY),
     "tinysvg_value": ShippedModel("tinysvg", "value", 10_000),
