@@ -152,6 +152,7 @@ class ShippedModel:
     steps: int
     bucket_batches: int = 8
     options: tuple[str, ...] = ()  # further ``tdlib train`` arguments: ablations, --set ...
+    init: str = ""  # the shipped model whose weights start the run (``tdlib train --init``)
 
 
 def _set(*items: str) -> tuple[str, ...]:
@@ -175,9 +176,8 @@ SHIPPED_MODELS = {
     "csg2d_ar": ShippedModel("csg2d", "ar", 8_000, 1),
     "csg2d_repl": ShippedModel("csg2d", "repl", 6_000, 1),
     # fine-tuned on sketches from the CSG2D policy's weights (the same grammar and network)
-    "csg2d-sketch_policy": ShippedModel("csg2d-sketch", "policy", 14_000, 8,
-                                        ("--init", "results/checkpoints/csg2d_policy",
-                                         "--lr", "0.0003")),
+    "csg2d-sketch_policy": ShippedModel("csg2d-sketch", "policy", 14_000, 8, ("--lr", "0.0003"),
+                                        init="csg2d_policy"),
     "csg2d-sketch_ar": ShippedModel("csg2d-sketch", "ar", 8_000),
     "tinysvg_policy": ShippedModel("tinysvg", "policy", 10_000, 8, PREVIOUS_CPU_POLICY),
     "tinysvg_value": ShippedModel("tinysvg", "value", 10_000),
@@ -209,4 +209,5 @@ def shipped_command(name: str) -> list[str]:
     entry = SHIPPED_MODELS[name]
     return ["--env", entry.env, "--model", entry.kind, "--preset", "cpu",
             "--steps", str(entry.steps), "--bucket-batches", str(entry.bucket_batches),
-            *entry.options, "--out", str(shipped_folder(name))]
+            *entry.options, *(("--init", str(shipped_folder(entry.init))) if entry.init else ()),
+            "--out", str(shipped_folder(name))]

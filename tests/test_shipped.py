@@ -44,3 +44,15 @@ def test_the_registered_command_makes_the_shipped_network(name):
     record = read_record(shipped_folder(name))
     assert model == ModelConfig.from_dict(record["model"])
     assert asdict(examples) == {**asdict(ExampleConfig()), **record["examples"]}
+
+
+@pytest.mark.parametrize("name", [n for n, e in SHIPPED_MODELS.items() if e.init])
+def test_a_fine_tuned_checkpoint_starts_from_a_shipped_one_made_before_it(name):
+    """Retraining in registry order (notebook 05's retrain) makes the source before the run that
+    starts from it, and the checkpoint records that source."""
+    entry = SHIPPED_MODELS[name]
+    order = list(SHIPPED_MODELS)
+    assert entry.init in SHIPPED_MODELS and order.index(entry.init) < order.index(name)
+    init_from = read_record(shipped_folder(name))["train"]["init_from"]
+    assert init_from and shipped_folder(entry.init).resolve() == (
+        shipped_folder(entry.init).parents[2] / init_from).resolve()
