@@ -33,7 +33,7 @@ reproduce: $(STAMP)  ## regenerate every figure and table (cpu preset, shipped c
 
 # Figures 4, 5 and 7's evaluations, resumable: about 4 CPU-hours at budget 1000 for Figure 4
 # (csg2d: 3 seeds x 5 methods plus two scorings; csg2d_hard, tinysvg, csg2d_sketch: seed 0) and
-# RAINBOW_HOURS for Figure 5 (rainbow: 7 arms' rollouts and 4 arms' TD search, seed 0).
+# about 4.5 more for Figure 5 (rainbow: 7 arms' rollouts and 4 arms' TD search, seed 0).
 # PRESET=smoke: 4 problems per run at budget 20 into a scratch folder, a couple of minutes.
 EVAL_QUEUE ?= csg2d/0 csg2d/1,2/ar,td-rollout,td-search-value,repl,random-search-value \
 	csg2d_hard/0 tinysvg/0 csg2d_sketch/0 rainbow/0

@@ -159,11 +159,6 @@ def _set(*items: str) -> tuple[str, ...]:
     return tuple(arg for item in items for arg in ("--set", item))
 
 
-# The cpu preset's policy before issue 12's recipe (what the shipped TinySVG policy was
-# trained with): a pooled 4-token image prefix, causal attention, index-only positions.
-PREVIOUS_CPU_POLICY = _set("encoder=nf_tiny", "d_model=96", "prefix_tokens=4", "encoder_stride=32",
-                           "prefix_norm=False", "bidirectional_prompt=False",
-                           "pointer_positions=False", "examples.masked_loss=False")
 # The Rainbow ablation arms (Figure 5): the cpu policy at 2 layers, 4,000 steps each.
 _RAINBOW_ARM = _set("n_layers=2", "train.eval_every=2000")
 
@@ -179,7 +174,7 @@ SHIPPED_MODELS = {
     "csg2d-sketch_policy": ShippedModel("csg2d-sketch", "policy", 14_000, 8, ("--lr", "0.0003"),
                                         init="csg2d_policy"),
     "csg2d-sketch_ar": ShippedModel("csg2d-sketch", "ar", 8_000),
-    "tinysvg_policy": ShippedModel("tinysvg", "policy", 10_000, 8, PREVIOUS_CPU_POLICY),
+    "tinysvg_policy": ShippedModel("tinysvg", "policy", 26_000, 8),
     "tinysvg_value": ShippedModel("tinysvg", "value", 10_000),
     "tinysvg_ar": ShippedModel("tinysvg", "ar", 6_000),
     "rainbow_ar": ShippedModel("rainbow", "ar", 3_000),
