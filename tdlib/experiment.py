@@ -5,7 +5,8 @@
 index, solved, expansions to solve (empty if unsolved), expansions spent, lowest pixel error
 reached, best program, seconds.  Rows are appended as problems finish, so Ctrl-C keeps them, and
 ``--resume`` skips the problems a file already holds (``<file>.json`` records the settings that
-made its rows; a resume with other settings is refused).  The models default to the shipped
+made its rows, with the training step of each network read; a resume with other settings, or after
+a model was retrained, is refused).  The models default to the shipped
 checkpoints of the language (``results/checkpoints/<env>_policy`` etc.).
 """
 
@@ -178,6 +179,31 @@ def make_score(name: str, env, models: Models, observe):
     return search.PixelScore(env, target)
 
 
+def models_used(config: SearchConfig) -> tuple[str, ...]:
+    """The kinds of network a method reads (its settings record which checkpoint made its rows)."""
+    if config.method == "repl":
+        return ("repl",)
+    kinds = ["ar"]
+    if config.method in ("td-search", "td-rollout"):
+        kinds.append("policy")
+    if config.method in ("td-search", "random-search") and config.score == "value":
+        kinds.append("value")
+    return tuple(kinds)
+
+
+def model_versions(env, models: Models, config: SearchConfig) -> dict:
+    """Kind -> the training step and examples seen of the checkpoint each network comes from, so
+    that a resume after a model is retrained is refused instead of mixing rows of two models."""
+    versions = {}
+    for kind in models_used(config):
+        folder = models.folders.get(kind) or default_model_folder(env.name, kind)
+        record = folder / "model.json"
+        if record.exists():
+            data = json.loads(record.read_text())
+            versions[kind] = {"step": data.get("step"), "examples_seen": data.get("examples_seen")}
+    return versions
+
+
 def checkpoint_name(folder: str | Path) -> str:
     """A checkpoint folder as a run's settings record it: relative to the project root when it
     lies inside it (so a clone elsewhere reads the same settings), else as given."""
@@ -219,8 +245,11 @@ def evaluate_testset(testset: str | Path, config: SearchConfig, out: str | Path,
     if models.folders:  # runs of other checkpoints than the shipped ones (Figure 5's arms)
         mine["checkpoints"] = {kind: checkpoint_name(folder)
                                for kind, folder in sorted(models.folders.items())}
+    mine["models"] = model_versions(env, models, config)
     if done or (settings.exists() and out.exists()):
         theirs = json.loads(settings.read_text()) if settings.exists() else None
+        if theirs is not None and "models" not in theirs:
+            theirs["models"] = mine["models"]  # written before versions were recorded
         if theirs != mine:
             raise ValueError(f"{out} was written with other settings ({settings}: {theirs}); "
                              "resume it with the same ones or choose another file")

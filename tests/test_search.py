@@ -221,3 +221,31 @@ def test_a_run_of_another_policy_records_it_and_a_resume_must_use_the_same(tmp_p
     other = Models(make_env("csg2d"), {"policy": shipped_folder("tinysvg_policy")})
     with pytest.raises(ValueError, match="other settings"):
         evaluate_testset(HARD, config, out, other, limit=2, resume=True, progress=False)
+
+
+def test_a_resume_after_the_model_was_retrained_is_refused(tmp_path):
+    """The settings record each network's training step: rows of a retrained model are not
+    appended to rows of the old one.  A file written before steps were recorded still resumes."""
+    import shutil
+    from tdlib.env import make_env
+    from tdlib.experiment import Models
+    policy = tmp_path / "policy"
+    shutil.copytree(shipped_folder("csg2d_policy"), policy)
+    config = SearchConfig("td-rollout", budget=6, chains=2)
+    out = tmp_path / "run.csv"
+    models = lambda: Models(make_env("csg2d"), {"policy": policy})  # noqa: E731
+    evaluate_testset(HARD, config, out, models(), limit=1, progress=False)
+    sidecar = out.with_suffix(".csv.json")
+    settings = json.loads(sidecar.read_text())
+    step = json.loads((policy / "model.json").read_text())["step"]
+    assert settings["models"]["policy"]["step"] == step and set(settings["models"]) == {"ar",
+                                                                                       "policy"}
+    del settings["models"]  # as a sidecar of an older tdlib
+    sidecar.write_text(json.dumps(settings))
+    evaluate_testset(HARD, config, out, models(), limit=2, resume=True, progress=False)
+    assert len(rows(out)) == 2 and "models" in json.loads(sidecar.read_text())
+    record = json.loads((policy / "model.json").read_text())
+    (policy / "model.json").write_text(json.dumps({**record, "step": step + 1}))
+    with pytest.raises(ValueError, match="other settings"):
+        evaluate_testset(HARD, config, out, models(), limit=3, resume=True, progress=False)
+    assert len(rows(out)) == 2
