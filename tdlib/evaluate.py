@@ -106,6 +106,43 @@ def pixel_spearman(env, n: int, size: int, seed: int = 0,
     return spearman(predicted, true)
 
 
+def invisible_pairs(env, n: int, size: int, seed: int = 0,
+                    config: ExampleConfig | None = None) -> dict:
+    """How much of the path distance an image-only value network can see, on the pairs of
+    :func:`value_pairs`: the share of pairs whose two images are identical (edits that change no
+    pixel at ``size``: a shape under another, a subtraction of nothing), their mean distance
+    beside the mean of all pairs, and the Spearman correlation of a predictor that knows the true
+    distance of every pair it can tell apart and gives the identical ones one constant (the best
+    one): a ceiling no network reading only the two images can pass."""
+    identical, true = [], []
+    for cur, tgt, distances in value_pairs(env, n, size, seed, config):
+        identical.extend((cur == tgt).flatten(1).all(1).tolist())
+        true.extend(distances)
+    identical, true = np.array(identical, bool), np.array(true, float)
+    return {"pairs": len(true), "identical_share": float(identical.mean()),
+            "identical_mean_distance": float(true[identical].mean()) if identical.any()
+            else float("nan"),
+            "mean_distance": float(true.mean()),
+            "ceiling_spearman": identical_pairs_ceiling(true, identical)}
+
+
+def identical_pairs_ceiling(distances, identical) -> float:
+    """The highest Spearman correlation with ``distances`` of a prediction equal to the distance
+    where ``identical`` is False and to one shared constant where it is True.  Only where the
+    constant falls among the distances matters, so every distinct value and every gap between
+    two of them (and both ends) is tried."""
+    distances, identical = np.asarray(distances, float), np.asarray(identical, bool)
+    if not identical.any():
+        return spearman(distances, distances)
+    values = np.unique(distances)
+    candidates = np.concatenate([values, (values[:-1] + values[1:]) / 2,
+                                 [values[0] - 1, values[-1] + 1]])
+    if identical.all():
+        return float("nan")  # every prediction is the one constant
+    scores = [spearman(np.where(identical, c, distances), distances) for c in candidates]
+    return float(np.nanmax(scores))  # nan: a constant prediction, which ranks nothing
+
+
 def spearman(a, b) -> float:
     """Spearman rank correlation (average ranks for ties)."""
     return float(pd.Series(a, dtype=float).rank().corr(pd.Series(b, dtype=float).rank()))

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 import torch
 
 import tdlib
@@ -405,3 +406,31 @@ def test_a_run_can_start_from_another_checkpoints_weights(tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match="does not fit"):
         smoke_trainer(tmp_path / "other", "policy", "tinysvg", steps=2,
                       init_from=str(tmp_path / "source"))
+
+
+@given(st.lists(st.tuples(st.integers(1, 6), st.booleans()), min_size=3, max_size=12))
+@settings(max_examples=60, deadline=None)
+def test_the_identical_pairs_ceiling_is_the_best_constant_for_the_pairs_no_image_tells_apart(pairs):
+    """Brute force over a grid of constants (distances are integers: a step of 1/4 lands on
+    every value and in every gap) against the candidate search."""
+    from tdlib.evaluate import identical_pairs_ceiling, spearman
+    distances = np.array([d for d, _ in pairs], float)
+    identical = np.array([i for _, i in pairs], bool)
+    if len(set(distances)) < 2:
+        return  # a constant has no rank correlation
+    brute = np.nanmax([spearman(np.where(identical, c, distances), distances)
+                       for c in np.arange(0, 7.25, 0.25)])
+    got = identical_pairs_ceiling(distances, identical)
+    assert got == pytest.approx(brute, nan_ok=True)
+    if not identical.any():
+        assert got == pytest.approx(1.0)
+
+
+def test_some_csg2d_value_pairs_differ_by_edits_that_change_no_pixel():
+    """CSG2D has edits no image shows (a shape under another, a subtraction of nothing): such
+    pairs exist among the held-out value pairs, and they cap what an image-only network reaches."""
+    from tdlib.evaluate import invisible_pairs
+    stats = invisible_pairs(tdlib.make_env("csg2d"), 128, 32)
+    assert stats["pairs"] == 128 and 0 < stats["identical_share"] < 1
+    assert stats["identical_mean_distance"] >= 1  # a pair is never at distance 0
+    assert stats["ceiling_spearman"] < 1
