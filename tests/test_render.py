@@ -531,3 +531,15 @@ def test_bad_size_raises_value_error(name, size):
     program = env.sample(0, 1, 3)
     with pytest.raises(ValueError, match="size"):
         env.render(program, size=size)
+
+
+@pytest.mark.parametrize("size", [64, 128, 256])
+def test_a_difference_that_skia_path_ops_refuses_still_renders_right(size):
+    """skia.Op raises "Failed to apply op" on this program's last difference (found by a REPL
+    Flow roll-out); the renderer retries, and the render matches the analytic geometry."""
+    tree = CSG.parse("(- (+ (+ (+ (+ (- (Circle 9 8 E) (Quad 8 F B 8 N)) (Quad 9 2 3 E K)) "
+                     "(Quad 5 F 3 F H)) (Circle 6 8 B)) (Quad 1 5 8 F G)) (Circle C D 8))")
+    d = signed_distance(tree.root, size)
+    mask = CSG.render(tree, size=size)[..., 0] > 0.5
+    far = np.abs(d) >= BAND
+    assert not ((mask != (d < 0)) & far).any()
