@@ -52,7 +52,7 @@ def path_to_svg_d(path: skia.Path) -> str:
 
 
 
-def _path_op(left: skia.Path, right: skia.Path, mode) -> skia.Path:
+def path_op(left: skia.Path, right: skia.Path, mode) -> skia.Path:
     """``skia.Op``, which gives up ("Failed to apply op") on some near-coincident edges: then
     the operands are simplified first (exact), and failing that the right one is moved by 1e-4 px
     (no pixel changes)."""
@@ -132,7 +132,7 @@ class CSG2DRenderer:
             return path
         op, left, right = node.children
         mode = skia.kUnion_PathOp if op.alt is self._union else skia.kDifference_PathOp
-        return _path_op(self._path(left, scale), self._path(right, scale), mode)
+        return path_op(self._path(left, scale), self._path(right, scale), mode)
 
     def render(self, node: Node, size: int = 128) -> np.ndarray:
         canvas = self._canvases.get(size)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import skia
 
-from tdlib.csg2d import CSG2DRenderer, MaskCanvas, check_size, GRID_UNITS
+from tdlib.csg2d import CSG2DRenderer, MaskCanvas, check_size, GRID_UNITS, path_op
 from tdlib.grammar import Grammar
 from tdlib.sampling import as_random
 from tdlib.tree import Node
@@ -125,12 +125,7 @@ class CSG2DSketcher(CSG2DRenderer):
         op, left, right = node.children
         mode = skia.kUnion_PathOp if op.alt is self._union else skia.kDifference_PathOp
         a, b = self._noisy(left, r, scale), self._noisy(right, r, scale)
-        result = skia.Op(a, b, mode)
-        # Path ops can fail on near-degenerate input; drawing both outlines is still a sketch.
-        if result is None:
-            result = skia.Path(a)
-            result.addPath(b)
-        return result
+        return path_op(a, b, mode)
 
     # ----------------------------------------------------------------- step 2
     def _add_stroke(self, strokes: skia.Path, points: np.ndarray, round_contour: bool,
