@@ -51,7 +51,6 @@ def path_to_svg_d(path: skia.Path) -> str:
     return "".join(parts)
 
 
-
 def path_op(left: skia.Path, right: skia.Path, mode) -> skia.Path:
     """``skia.Op``, which gives up ("Failed to apply op") on some near-coincident edges: then
     the operands are simplified first (exact), and failing that the right one is moved by 1e-4 px
@@ -66,6 +65,7 @@ def path_op(left: skia.Path, right: skia.Path, mode) -> skia.Path:
         moved = skia.Path(right)
         moved.offset(1e-4, 1e-4)
         return skia.Op(left, moved, mode)
+
 
 class MaskCanvas:
     """A reusable skia A8 surface drawing straight into a numpy array, one per size."""

@@ -134,11 +134,11 @@ def identical_pairs_ceiling(distances, identical) -> float:
     distances, identical = np.asarray(distances, float), np.asarray(identical, bool)
     if not identical.any():
         return spearman(distances, distances)
+    if identical.all():
+        return float("nan")  # every prediction is the one constant
     values = np.unique(distances)
     candidates = np.concatenate([values, (values[:-1] + values[1:]) / 2,
                                  [values[0] - 1, values[-1] + 1]])
-    if identical.all():
-        return float("nan")  # every prediction is the one constant
     scores = [spearman(np.where(identical, c, distances), distances) for c in candidates]
     return float(np.nanmax(scores))  # nan: a constant prediction, which ranks nothing
 
