@@ -31,18 +31,24 @@ smoke: $(STAMP)  ## execute every notebook with the smoke preset (outputs to a t
 reproduce: $(STAMP)  ## regenerate every figure and table (cpu preset, shipped checkpoints)
 	$(BIN)/python -m tdlib.notebook_runner --preset $(PRESET) --output-dir results/notebooks
 
-# Figures 4, 5 and 7's evaluations, resumable: about 4 CPU-hours at budget 1000 for Figure 4
-# (csg2d: 3 seeds x 5 methods plus two scorings; csg2d_hard, tinysvg, csg2d_sketch: seed 0) and
-# about 4.5 more for Figure 5 (rainbow: 7 arms' rollouts and 4 arms' TD search, seed 0).
-# PRESET=smoke: 4 problems per run at budget 20 into a scratch folder, a couple of minutes.
-EVAL_QUEUE ?= csg2d/0 csg2d/1,2/ar,td-rollout,td-search-value,repl,random-search-value \
-	csg2d_hard/0 tinysvg/0 csg2d_sketch/0 rainbow/0
+# Figures 4, 5 and 7's evaluations, resumable, in two single-threaded workers (2 cores).
+# Figure 4 at budget 1000, about 12 CPU-hours (6 hours on 2 cores): csg2d 3 seeds x 5 methods
+# plus two scorings (2.5 h), csg2d_hard 3 seeds x 5 methods (4.5 h), tinysvg 3 seeds x 3 methods
+# (3.2 h), csg2d_sketch 3 seeds x 2 methods (1.4 h).  Figure 5 at budget 100 (Rainbow's arms
+# barely improve past their start; see notebook 09), about 2.6 CPU-hours: 3 seeds x (7 arms'
+# rollouts + 4 arms' TD search).
+# PRESET=smoke: seed 0 of every run, 4 problems at budget 20, into a scratch folder (minutes).
+EVAL_QUEUE ?= csg2d/0,1,2 csg2d_hard/0,1,2 tinysvg/0,1,2 csg2d_sketch/0,1,2
+RAINBOW_QUEUE ?= rainbow/0,1,2
+RAINBOW_BUDGET ?= 100
+SMOKE_QUEUE ?= csg2d/0 csg2d_hard/0 tinysvg/0 csg2d_sketch/0 rainbow/0
 evaluate: $(STAMP)  ## rerun the search evaluations behind Figures 4, 5, 7 (hours; PRESET=smoke: minutes)
 ifeq ($(PRESET),smoke)
-	$(BIN)/python tools/run_evaluations.py --queue $(EVAL_QUEUE) --budget 20 --limit 4 \
-		--output-dir $${TMPDIR:-/tmp}/tdlib-eval-smoke
+	$(BIN)/python tools/run_evaluations.py --queue $(SMOKE_QUEUE) --budget 20 \
+		--limit 4 --output-dir $${TMPDIR:-/tmp}/tdlib-eval-smoke
 else
 	$(BIN)/python tools/run_evaluations.py --queue $(EVAL_QUEUE) --budget 1000
+	$(BIN)/python tools/run_evaluations.py --queue $(RAINBOW_QUEUE) --budget $(RAINBOW_BUDGET)
 endif
 
 bench: $(STAMP)  ## run the speed benchmarks and write results/benchmarks.md

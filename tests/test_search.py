@@ -249,3 +249,28 @@ def test_a_resume_after_the_model_was_retrained_is_refused(tmp_path):
     with pytest.raises(ValueError, match="other settings"):
         evaluate_testset(HARD, config, out, models(), limit=3, resume=True, progress=False)
     assert len(rows(out)) == 2
+
+
+
+@pytest.mark.parametrize("method,score", [("td-search", "value"), ("td-search", "pixel"),
+                                          ("td-rollout", "value"), ("random-search", "pixel"),
+                                          ("ar", "value"), ("repl", "value")])
+def test_a_run_read_at_a_smaller_budget_is_the_run_at_that_budget(method, score):
+    """Figures 4 and 5 read a run to 1,000 expansions at 10 and 100: right only if a method's
+    first b programs do not depend on the budget it was given."""
+    from tdlib.env import make_env
+    from tdlib.experiment import Models, observation, run_search
+    from tdlib.testsets import load
+    env = make_env("csg2d")
+    models = Models(env, {})
+    _, testset = load(HARD)
+    for problem in testset[:2]:
+        checked, solved = {}, {}
+        for budget in (7, 60):
+            config = SearchConfig(method, budget=budget, score=score, beam=4, chains=4)
+            expansions = Expansions(env, env.parse(problem["program"]), budget)
+            solved[budget] = run_search(env, expansions, lambda size: observation(env, problem, size),
+                                        models, config, seed=11).solved
+            checked[budget] = list(expansions.parents)  # in the order they were checked
+        assert len(checked[7]) == 7 or solved[7] or method == "ar"  # AR: also its round cap
+        assert checked[7] == checked[60][:len(checked[7])]
