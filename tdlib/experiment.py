@@ -145,16 +145,17 @@ def run_search(env, expansions: search.Expansions, observe, models: Models,
         return search.rejection(expansions, ar, target, temperature=config.temperature,
                                 seed=seed)
     starts = ar_starts(env, ar, target, config.starts, seed)
+    renders = search.Renders(env)  # the score's renders of kept programs serve the policy
     if method == "random-search":
         propose = search.RandomEdits(env, seed)
     else:
         policy = models.decoder("policy")
         propose = search.PolicyEdits(policy, env, observe(policy.config.image_size),
-                                     config.temperature, seed)
+                                     config.temperature, seed, renders)
     if method == "td-rollout":
         return search.rollouts(expansions, starts, propose, config.chains, config.max_steps)
     return search.beam_search(expansions, starts, propose,
-                              make_score(config.score, env, models, observe),
+                              make_score(config.score, env, models, observe, renders),
                               config.beam, config.k)
 
 
@@ -169,13 +170,13 @@ def ar_starts(env, ar, target: torch.Tensor, n: int, seed: int) -> list:
     return programs
 
 
-def make_score(name: str, env, models: Models, observe):
+def make_score(name: str, env, models: Models, observe, renders=None):
     if name == "logprob":
         return search.LogprobScore()
     kind = "value" if name == "value" else "ar"  # pixel: at the size the models read
     target = observe(models.model(kind).config.image_size)
     if name == "value":
-        return search.ValueScore(models.model("value"), env, target)
+        return search.ValueScore(models.model("value"), env, target, renders)
     return search.PixelScore(env, target)
 
 

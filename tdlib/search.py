@@ -20,6 +20,7 @@ method stops at its first solution or when the budget is spent.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
 
@@ -110,20 +111,42 @@ class Expansions:
 
 
 # ------------------------------------------------------------------ proposers
+class Renders:
+    """Model-size renders of a search's programs, handed from the score to the policy: the value
+    network scores each new program's render, and the programs the beam keeps are the ones the
+    policy edits next round, from the same renders.  Only the latest call's renders are kept."""
+
+    def __init__(self, env):
+        self.env = env
+        self.latest: dict[tuple[str, int], torch.Tensor] = {}
+
+    def __call__(self, trees, size: int) -> torch.Tensor:
+        """``B x C x size x size`` renders of ``trees``, as :func:`tdlib.evaluate.images`."""
+        keys = [(str(t), size) for t in trees]
+        found = [self.latest.get(key) for key in keys]
+        missing = [i for i, image in enumerate(found) if image is None]
+        if missing:
+            for i, image in zip(missing, model_images(self.env, [trees[i] for i in missing], size)):
+                found[i] = image
+        self.latest = dict(zip(keys, found))
+        return torch.stack(found)
+
+
 class PolicyEdits:
     """``k`` edits per program sampled from the tree-diffusion policy at ``temperature``."""
 
     def __init__(self, decoder, env, target_observation: torch.Tensor, temperature: float = 1.0,
-                 seed: int = 0):
+                 seed: int = 0, renders: Renders | None = None):
         self.decoder, self.env = decoder, env
         self.target = target_observation  # 1 x C x H x W, what the model sees of the target
         self.size = target_observation.shape[-1]
         self.temperature = temperature
         self.generator = torch.Generator().manual_seed(seed)
+        self.renders = renders or Renders(env)
 
     def __call__(self, trees: list[SyntaxTree], k: int):
         """Per proposal: (index of its program, new program, log-probability of its position)."""
-        current = model_images(self.env, trees, self.size)
+        current = self.renders(trees, self.size)
         target = self.target.expand(len(trees), *self.target.shape[1:])
         edits = self.decoder.edits(trees, current, target, self.temperature, self.generator, k)
         return [(i // k, edit.apply(trees[i // k]), decoded.first_logprob)
@@ -160,18 +183,35 @@ class OracleEdits:
 
 # -------------------------------------------------------------------- scores
 class ValueScore:
-    """The value network's predicted edits left to the target (the paper's beam order)."""
+    """The value network's predicted edits left to the target (the paper's beam order).
 
-    def __init__(self, value_model, env, target_observation: torch.Tensor):
+    The prediction depends on the image alone, and many edits change no pixel (an eighth to two
+    fifths of a search's new programs draw an image it has already scored), so each distinct
+    image is scored once per search."""
+
+    def __init__(self, value_model, env, target_observation: torch.Tensor,
+                 renders: Renders | None = None):
         self.model, self.env, self.target = value_model, env, target_observation
         self.size = target_observation.shape[-1]
+        self.renders = renders or Renders(env)
+        self.known: dict[bytes, np.float32] = {}  # image digest -> its value
 
     @torch.no_grad()
     def __call__(self, trees, parents_scores, logprobs) -> np.ndarray:
-        current = model_images(self.env, trees, self.size)
-        target = self.target.expand(len(trees), *self.target.shape[1:])
-        device = next(self.model.parameters()).device
-        return self.model(current.to(device), target.to(device)).float().cpu().numpy()
+        current = self.renders(trees, self.size)
+        digests = [hashlib.blake2b(image.numpy().tobytes(), digest_size=16).digest()
+                   for image in current]
+        todo, wanted = [], set()  # the first program of each image not scored before
+        for i, digest in enumerate(digests):
+            if digest not in self.known and digest not in wanted:
+                wanted.add(digest)
+                todo.append(i)
+        if todo:
+            target = self.target.expand(len(todo), *self.target.shape[1:])
+            device = next(self.model.parameters()).device
+            values = self.model(current[todo].to(device), target.to(device)).float().cpu().numpy()
+            self.known.update(zip((digests[i] for i in todo), values))
+        return np.array([self.known[d] for d in digests], np.float32)
 
 
 class LogprobScore:
