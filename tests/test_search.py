@@ -251,7 +251,6 @@ def test_a_resume_after_the_model_was_retrained_is_refused(tmp_path):
     assert len(rows(out)) == 2
 
 
-
 @pytest.mark.parametrize("method,score", [("td-search", "value"), ("td-search", "pixel"),
                                           ("td-rollout", "value"), ("random-search", "pixel"),
                                           ("ar", "value"), ("repl", "value")])
@@ -269,8 +268,8 @@ def test_a_run_read_at_a_smaller_budget_is_the_run_at_that_budget(method, score)
         for budget in (7, 60):
             config = SearchConfig(method, budget=budget, score=score, beam=4, chains=4)
             expansions = Expansions(env, env.parse(problem["program"]), budget)
-            solved[budget] = run_search(env, expansions, lambda size: observation(env, problem, size),
-                                        models, config, seed=11).solved
+            observe = lambda size: observation(env, problem, size)  # noqa: E731
+            solved[budget] = run_search(env, expansions, observe, models, config, seed=11).solved
             checked[budget] = list(expansions.parents)  # in the order they were checked
         assert len(checked[7]) == 7 or solved[7] or method == "ar"  # AR: also its round cap
         assert checked[7] == checked[60][:len(checked[7])]
