@@ -38,6 +38,9 @@ def run_notebook(path: Path, output_dir: Path, preset: str, **parameters) -> Pat
     papermill.execute_notebook(
         str(path), str(output), parameters={"preset": preset, **parameters},
         kernel_name="python3", cwd=str(path.parent), progress_bar=False,
+        # The kernel's start-up warning (TCP without encryption, on localhost) is not the
+        # notebook's output; kernel errors still show.
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
     return output
 
