@@ -35,11 +35,11 @@ reproduce: $(STAMP)  ## regenerate every figure and table (cpu preset, shipped c
 # Figure 4 at budget 1000, about 12 CPU-hours (6 hours on 2 cores): csg2d 3 seeds x 5 methods
 # plus two scorings (2.5 h), csg2d_hard 3 seeds x 5 methods (4.5 h), tinysvg 3 seeds x 3 methods
 # (3.2 h), csg2d_sketch 3 seeds x 2 methods (1.4 h).  Figure 5 at budget 100 (Rainbow's arms
-# barely improve past their start; see notebook 09), about 2.6 CPU-hours: 3 seeds x (7 arms'
+# barely improve past their start; see notebook 09), about 2 CPU-hours: 5 seeds x (7 arms'
 # rollouts + 4 arms' TD search).
 # PRESET=smoke: seed 0 of every run, 4 problems at budget 20, into a scratch folder (minutes).
 EVAL_QUEUE ?= csg2d/0,1,2 csg2d_hard/0,1,2 tinysvg/0,1,2 csg2d_sketch/0,1,2
-RAINBOW_QUEUE ?= rainbow/0,1,2
+RAINBOW_QUEUE ?= rainbow/0,1,2,3,4
 RAINBOW_BUDGET ?= 100
 SMOKE_QUEUE ?= csg2d/0 csg2d_hard/0 tinysvg/0 csg2d_sketch/0 rainbow/0
 evaluate: $(STAMP)  ## rerun the search evaluations behind Figures 4, 5, 7 (hours; PRESET=smoke: minutes)
