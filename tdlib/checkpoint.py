@@ -125,6 +125,25 @@ def load_weights(model: torch.nn.Module, folder: str | Path) -> None:
     model.load_state_dict(weights)
 
 
+def load_shared_weights(model: torch.nn.Module, folder: str | Path,
+                        required: str = "encoder.") -> list[str]:
+    """Load the weights of another kind of network that ``model`` shares with it: every tensor
+    of the same name and shape (a value network started from a policy takes its image encoder
+    and transformer blocks).  Every tensor of ``model`` under ``required`` must be among them,
+    so that a network of another shape fails here and not silently later.  Returns the names
+    loaded."""
+    path = Path(folder) / MODEL_FILE
+    weights = _load_tensors(path)
+    expected = model.state_dict()
+    shared = sorted(k for k in expected if k in weights and weights[k].shape == expected[k].shape)
+    unmatched = sorted(k for k in expected if k.startswith(required) and k not in shared)
+    if unmatched or not shared:
+        raise CheckpointError(f"{path} does not fit this model: its {required.rstrip('.')} "
+                              f"differs ({(unmatched or ['no shared weights'])[0]})")
+    model.load_state_dict({k: weights[k] for k in shared}, strict=False)
+    return shared
+
+
 def load_model(folder: str | Path, device: str | torch.device = "cpu",
                kind: str | None = None) -> tuple[torch.nn.Module, dict]:
     """Build the network a checkpoint describes and load its weights (eval mode)."""

@@ -137,12 +137,14 @@ class Trainer:
 
     def _initialise(self, folder: Path):
         record = checkpoint.read_record(folder)
-        if record.get("kind") != self.task.kind:
-            raise checkpoint.CheckpointError(
-                f"{folder} holds a {record.get('kind')} network; this run trains a {self.task.kind}")
-        checkpoint.load_weights(self.model, folder)  # names and shapes checked there
+        if record.get("kind") == self.task.kind:
+            checkpoint.load_weights(self.model, folder)  # names and shapes checked there
+            what = "the weights"
+        else:  # e.g. a value network that starts from what a policy has learnt of images
+            shared = checkpoint.load_shared_weights(self.model, folder)
+            what = f"the {len(shared)} {record.get('kind')} tensors shared with this {self.task.kind}"
         if self.rank == 0:
-            print(f"starting from the weights of {folder} (step {record.get('step')})")
+            print(f"starting from {what} of {folder} (step {record.get('step')})")
 
     def _resume(self):
         record = checkpoint.read_record(self.out)
@@ -370,7 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "train.lr=3e-4 (may be repeated; stored in the checkpoint)")
     parser.add_argument("--init", metavar="DIR",
                         help="start from this checkpoint's weights (fine-tuning; same network "
-                             "shape), e.g. results/checkpoints/csg2d_policy")
+                             "shape), e.g. results/checkpoints/csg2d_policy; from another kind "
+                             "of network, the weights the two share (a value network takes a "
+                             "policy's image encoder and transformer blocks)")
     parser.add_argument("--out", required=True, help="checkpoint folder")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     parser.add_argument("--steps", type=int, help="override the preset's number of steps")

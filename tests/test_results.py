@@ -183,3 +183,12 @@ def test_ablation_arms_are_kept_apart_and_tabled_against_brute_force(tmp_path, r
     results.plot_arms(ax, runs, "td-rollout", ["full", "no_reverse_path", "no_current_image"])
     assert len(ax.get_lines()) == 2, "an arm that was not run draws no curve"
     plt.close(fig)
+
+
+def test_difference_se_matches_simulated_binomial_differences():
+    rng = np.random.default_rng(3)
+    a = {"solved_mean": 0.3, "problems": 256, "seeds": 3}
+    b = {"solved_mean": 0.1, "problems": 128, "seeds": 2}
+    draws = (rng.binomial(768, 0.3, 20000) / 768) - (rng.binomial(256, 0.1, 20000) / 256)
+    assert results.difference_se(a, b) == pytest.approx(draws.std(), rel=0.03)
+    assert results.difference_se({**a, "solved_mean": 0.0}, {**b, "solved_mean": 1.0}) == 0.0

@@ -401,11 +401,33 @@ def test_a_run_can_start_from_another_checkpoints_weights(tmp_path):
                             checkpoint_every=100, init_from=str(tmp_path / "source"), resume=True)
     for key, value in tuned.model.state_dict().items():  # resume loads its own weights
         assert torch.equal(resumed.model.state_dict()[key], value)
-    with pytest.raises(checkpoint.CheckpointError, match="holds a policy network"):
-        smoke_trainer(tmp_path / "value", "value", steps=2, init_from=str(tmp_path / "source"))
     with pytest.raises(checkpoint.CheckpointError, match="does not fit"):
         smoke_trainer(tmp_path / "other", "policy", "tinysvg", steps=2,
                       init_from=str(tmp_path / "source"))
+
+
+def _value_from(tmp_path, source, **model_changes):
+    model, train, examples = preset("smoke", "value", "csg2d")
+    model = replace(model, **model_changes)
+    train = replace(train, steps=2, checkpoint_every=100, init_from=str(source))
+    return Trainer(make_task("value", "csg2d", model, examples, train.seed), train, tmp_path,
+                   progress=False)
+
+
+def test_a_value_network_can_start_from_a_policys_encoder_and_blocks(tmp_path):
+    source = smoke_trainer(tmp_path / "source", steps=3, checkpoint_every=100)
+    source.fit()
+    policy = source.model.state_dict()
+    fresh = _value_from(tmp_path / "fresh", tmp_path / "source",
+                        value_layers=source.task.model_config.n_layers)
+    value = fresh.model.state_dict()
+    loaded = {k for k, v in value.items() if k in policy and torch.equal(v, policy[k])}
+    # what the two networks share, by name and shape, and nothing else
+    assert loaded == {k for k in value if k.startswith(("encoder.", "blocks."))}
+    assert any(k.startswith("blocks.") for k in loaded)
+    fresh.fit()  # and it trains from there
+    with pytest.raises(checkpoint.CheckpointError, match="its encoder differs"):
+        _value_from(tmp_path / "other", tmp_path / "source", encoder="nf_micro")
 
 
 @given(st.lists(st.tuples(st.integers(1, 6), st.booleans()), min_size=3, max_size=12))
