@@ -38,7 +38,7 @@ reproduce: $(STAMP)  ## regenerate every figure and table (cpu preset, shipped c
 # search (3 seeds each) at the paper's budget of 5,000 (3.2 h; these replace their budget-1000
 # runs in notebook 07).  Figure 5 at budget 100 (Rainbow's arms barely improve past their
 # start; see notebook 09), about 2 CPU-hours: 5 seeds x (7 arms' rollouts + 4 arms' TD search).
-# About 19 CPU-hours in all, 10 hours on 2 cores.
+# About 19 CPU-hours in all, 10 hours on 2 cores (a GPU barely helps: README, "On a GPU").
 # PRESET=smoke: seed 0 of every run, 4 problems at budget 20, into a scratch folder (120 s here).
 EVAL_QUEUE ?= csg2d/0,1,2,3,4 csg2d_hard/0,1,2 tinysvg/0,1,2 csg2d_sketch/0,1,2
 LONG_QUEUE ?= csg2d_hard/0,1,2/td-search-value,random-search-value

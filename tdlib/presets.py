@@ -65,8 +65,12 @@ _MODEL = {
 # (results/tables/recipe_runs.csv): the small nf_micro encoder and d 64, 16 spatial image tokens
 # under a LayerNorm, prefix-LM attention, a content pointer for <POS k>, and (in ExampleConfig)
 # the loss over what the grammar allows.
+# The paper preset keeps the paper's sizes and takes the same structure: at 128 px its encoder's
+# stride-32 map is already the 4 x 4 grid of 16 image tokens.
 _POLICY = {"cpu": dict(encoder="nf_micro", d_model=64, prefix_tokens=16, encoder_stride=16,
-                       prefix_norm=True, bidirectional_prompt=True, pointer_positions=True)}
+                       prefix_norm=True, bidirectional_prompt=True, pointer_positions=True),
+           "paper": dict(prefix_tokens=16, prefix_norm=True, bidirectional_prompt=True,
+                         pointer_positions=True)}
 _TRAIN = {
     "smoke": dict(steps=30, batch_size=8, lr=1e-3, warmup_steps=5, workers=0, bucket_batches=2,
                   log_every=5,

@@ -271,6 +271,23 @@ def test_masked_loss_and_pointer_train(tmp_path):
     assert torch.equal(loaded.pointer_key.weight, trainer.model.pointer_key.weight)
 
 
+def test_the_paper_preset_policy_has_16_image_tokens_and_a_masked_loss_that_trains():
+    """At 128 px the NF-ResNet-26's stride-32 map is the 4 x 4 grid of image tokens; one step of
+    the masked loss at the paper's sizes gives a finite loss and gradients in the pointer."""
+    model_config, _, examples = preset("paper", "policy", "csg2d")
+    assert examples.masked_loss and model_config.pointer_positions
+    task = make_task("policy", "csg2d", model_config, examples, 0)
+    from tdlib.model import build_model
+    torch.manual_seed(0)
+    model = build_model(model_config)
+    batch = task.collate([task.example(i) for i in range(2)])
+    prefix = model.encoder(batch["current"], batch["target"])
+    assert prefix.shape == (2, 16, model_config.d_model)
+    loss, _ = task.loss(model, batch)
+    loss.backward()
+    assert torch.isfinite(loss) and model.pointer_key.weight.grad.abs().sum() > 0
+
+
 def test_a_time_limit_stops_at_a_step_and_resume_adds_up_the_time(tmp_path):
     first = smoke_trainer(tmp_path, steps=10_000, checkpoint_every=10_000, eval_every=2)
     began = __import__("time").perf_counter()
