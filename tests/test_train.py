@@ -170,6 +170,31 @@ def test_ddp_with_two_cpu_processes(tmp_path):
     assert record["step"] == 4 and record["examples_seen"] == 4 * 8 * 2
 
 
+def test_the_gpu_device_check_rehearses_on_the_cpu(tmp_path):
+    """tools/gpu_run.py (run once per lent GPU, with no chance to fix it there): preflight, a
+    flat-rate phase, an exact resume that anneals to the end, the measurement, the packed run."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run(
+        [sys.executable, "tools/gpu_run.py", "--smoke", "--runs", "cpu_refined", "--minutes", "0.1",
+         "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")],
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env=env,
+        capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    run = summary["runs"]["cpu_refined"]
+    assert "error" not in run and run["final_step"] > run["phase1_step"] > 0
+    record = json.loads((tmp_path / "work" / "cpu_refined" / "model.json").read_text())
+    assert [piece["from_step"] for piece in record["history"]] == [0, run["phase1_step"]]
+    assert record["train"]["restart_step"] == run["phase1_step"]
+    for name in ("cpu_refined", "shipped_cpu_policy"):
+        assert 0 <= summary["runs"][name]["metrics"]["solved_1_mutation"] <= 1
+    import tarfile
+    with tarfile.open(tmp_path / "out" / "cpu_refined.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert "cpu_refined/model.safetensors" in names
+    assert not any("train_state" in n for n in names)
+
+
 BARS_GRAMMAR = 'start: s\ns: "(" h " " h " " h ")"\nh: "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7"\n'
 
 
