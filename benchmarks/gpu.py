@@ -18,6 +18,7 @@ import torch
 from tdlib.model import build_model
 from tdlib.presets import preset
 from tdlib.tasks import make_task
+from tdlib.train import pick_device
 
 
 def main(argv=None) -> int:
@@ -29,7 +30,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5)
     args = parser.parse_args(argv)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = pick_device().type
     model_config, _, examples = preset(args.preset, "policy", args.env)
     task = make_task("policy", args.env, model_config, examples, seed=0)
     batch = task.collate([task.example(i) for i in range(args.batch_size)])

@@ -45,29 +45,26 @@ LONG_SCHEDULE = 10_000_000  # phase 1's cosine length: the rate stays flat for i
 def run_args(smoke: bool) -> dict[str, dict]:
     """Each run's ``tdlib train`` arguments (beside --out, --steps, --max-minutes, --resume)."""
     common = ["--env", "csg2d", "--model", "policy", "--no-progress",
-              "--set", "train.checkpoint_every=100000000"]
+              "--set", "train.checkpoint_every=100000000",
+              "--set", f"train.eval_problems={4 if smoke else 128}"]
     paper = common + ["--preset", "paper", "--batch-size", "8" if smoke else "256",
                       "--lr", "5e-4", "--workers", "1" if smoke else "6",
                       "--set", "train.warmup_steps=300", "--set", "train.eval_every=1500",
-                      "--set", "train.eval_problems=128", "--set", "train.log_every=50"]
+                      "--set", f"train.log_every={2 if smoke else 50}"]
     refined = common + ["--preset", "cpu", "--init", str(SHIPPED_POLICY), "--seed", "1",
                         "--batch-size", "16" if smoke else "256", "--lr", "5e-4",
                         "--workers", "1" if smoke else "8",
                         "--set", "train.warmup_steps=200", "--set", "train.eval_every=3000",
-                        "--set", "train.eval_problems=128", "--set", "train.log_every=100"]
-    if smoke:
-        paper += ["--set", "train.eval_problems=4", "--set", "train.log_every=2"]
-        refined += ["--set", "train.eval_problems=4", "--set", "train.log_every=2"]
+                        "--set", f"train.log_every={2 if smoke else 100}"]
     return {"paper": {"args": paper}, "cpu_refined": {"args": refined}}
 
 
-def steps_per_second(folder: Path, batch_size: int) -> tuple[float, float]:
-    """Median steps/s and examples/s of the second half of a run's logged windows."""
+def examples_per_second(folder: Path) -> float:
+    """Median examples/s of the second half of a run's logged windows."""
     with open(folder / "train_log.csv") as f:
         rates = [float(row["examples_per_s"]) for row in csv.DictReader(f)]
     rates = sorted(rates[len(rates) // 2:]) or [0.0]
-    median = rates[len(rates) // 2]
-    return median / batch_size, median
+    return rates[len(rates) // 2]
 
 
 def last_step(folder: Path) -> int:
@@ -90,12 +87,12 @@ def train_run(name: str, spec: dict, work: Path, out: Path, minutes: float, dead
                        stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=True,
                        timeout=max(30.0, deadline - time.time()))
         step = last_step(folder)
-        rate, examples_rate = steps_per_second(folder, batch)
+        examples_rate = examples_per_second(folder)
         record.update(phase1_step=step, phase1_wall_s=round(time.time() - t0, 1),
                       phase1_examples_per_s=round(examples_rate, 1))
         # the rest of the budget, less phase 2's start-up and its evaluations (about 10 %)
         rest = max(0.0, (minutes - first) * 60 * 0.9)
-        more = max(1, int(0.85 * rate * rest))  # phase 2 may run a little slower
+        more = max(1, int(0.85 * examples_rate / batch * rest))  # phase 2 may run a little slower
         t1 = time.time()
         subprocess.run(cmd + ["--resume", "--steps", str(step + more),
                               "--set", f"train.restart_step={step}",
@@ -104,7 +101,7 @@ def train_run(name: str, spec: dict, work: Path, out: Path, minutes: float, dead
                        timeout=max(30.0, deadline - time.time()))
         record.update(phase2_planned_steps=more, phase2_wall_s=round(time.time() - t1, 1),
                       final_step=last_step(folder),
-                      examples_per_s=round(steps_per_second(folder, batch)[1], 1))
+                      examples_per_s=round(examples_per_second(folder), 1))
     except (subprocess.SubprocessError, OSError, ValueError, KeyError) as err:
         record["error"] = f"{type(err).__name__}: {err}"
     finally:
@@ -113,7 +110,6 @@ def train_run(name: str, spec: dict, work: Path, out: Path, minutes: float, dead
 
 def measure(folder: Path, n: int, device: str) -> dict:
     """One-edit solve rates (1-3 mutations) and the image-reliance gap, as the CPU tables."""
-    import torch
     from tdlib.checkpoint import example_config, load_model
     from tdlib.evaluate import checkpoint_metrics, image_reliance
     from tdlib.tasks import make_task
@@ -121,8 +117,7 @@ def measure(folder: Path, n: int, device: str) -> dict:
     result = {row["metric"]: row["value"] for row in checkpoint_metrics(folder, n, 0, device)}
     model, record = load_model(folder, device)
     task = make_task("policy", model.config.env, model.config, example_config(record), 0)
-    with torch.no_grad():
-        table = image_reliance(task, model, n=2 * n)
+    table = image_reliance(task, model, n=2 * n)  # evaluates without gradients itself
     loss = dict(zip(table["images"], table["loss"]))
     result.update(reliance_loss_given=loss["given"], reliance_loss_blank=loss["blank"],
                   reliance_gap=loss["blank"] - loss["given"], step=record.get("step"),
@@ -181,7 +176,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    from tdlib.train import pick_device
+    device = pick_device().type
     summary = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
                "torch": torch.__version__, "cpu_cores": os.cpu_count(), "minutes": args.minutes,
                "runs": {}}
