@@ -8,9 +8,10 @@ edit always yields a program of the language and a decoded program always parses
 The prompt (image prefix, context, ``<EDIT>``) runs through the network once in parallel (prefill);
 each further choice costs one cached network call for the whole batch.  Tokens the grammar forces
 (the only one allowed) are emitted without a call and fed with the next one, which saves about a
-third of the calls on CSG2D.  Several samples per prompt share its encoding and prefill.
-Sampling draws from the generator once per network call for the whole batch (forced tokens draw
-nothing), so a seed gives the same samples for the same batch.
+third of the calls on CSG2D.  Several samples per prompt share its encoding, its prefill and its
+cached keys (:class:`tdlib.model.DecodeCache`).
+Sampling draws from the generator once per network call for the batch's unfinished rows (forced
+tokens draw nothing), so a seed gives the same samples for the same batch.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tdlib.model import DecodeCache
 from tdlib.mutation import Edit
 from tdlib.tokens import EDIT, EOS, PAD, GrammarConstraint, Tokenizer
 from tdlib.tree import Node, SyntaxTree
@@ -123,8 +125,7 @@ class Decoder:
         rows = np.argsort(lengths, kind="stable")  # batch row r decodes sequence rows[r]
 
         dtype = next(model.parameters()).dtype
-        # + 1: the slot where padded feeds write (EditModel.extend).
-        cache = model.new_cache(b, p + width + longest + 1, device, dtype)
+        cache = model.new_cache(b, p + width, device, dtype)
         order = torch.from_numpy(rows)
         logits = torch.empty(b, cfg.vocab_size, device=device)
         prompts = np.full((b, width), PAD, np.int64)
@@ -140,15 +141,16 @@ class Decoder:
                 logits[group] = model.prefill(
                     prefix[group], torch.from_numpy(prompts[group, :int(n.max())]).to(device),
                     torch.from_numpy(n).to(device), view).float()
-        at = p + lengths[rows]  # per batch row: the position of its next token
-        if samples > 1:  # every prompt's cache and logits, once per sample
+        # Every prompt's cache serves its samples, which are consecutive batch rows.
+        cache = DecodeCache(cache, torch.from_numpy(p + lengths[rows]).to(device), samples,
+                            longest)
+        if samples > 1:  # every prompt's logits, once per sample
             copies = torch.from_numpy(np.repeat(np.arange(b), samples)).to(device)
-            cache = [layer.index_select(1, copies) for layer in cache]
             logits = logits.index_select(0, copies)
-            at = np.repeat(at, samples)
             rows = (rows[:, None] * samples + np.arange(samples)).ravel()
             starts = [start for start in starts for _ in range(samples)]
             b *= samples
+        at = np.zeros(b, np.int64)  # per batch row: the output index of its next token
 
         # Per sequence: the automaton state, or -1 while its <POS k> is still to be chosen.
         states = np.zeros(b, np.int64)
@@ -189,8 +191,12 @@ class Decoder:
                                  f"within {longest} tokens (context too long for the model?)")
             masked = logits.masked_fill(~torch.from_numpy(allowed).to(device), float("-inf"))
             if temperature > 0:
-                probs = torch.softmax(masked / temperature, dim=-1)
-                choice = torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0]
+                # Draws for the live rows only: what a sequence draws does not depend on which
+                # finished rows are still in the batch.
+                choice = torch.zeros(len(rows), dtype=torch.long)
+                probs = torch.softmax(masked[torch.from_numpy(live).to(device)] / temperature, -1)
+                choice[torch.from_numpy(live)] = torch.multinomial(probs.cpu(), 1,
+                                                                   generator=generator)[:, 0]
             else:
                 choice = masked.argmax(dim=-1).cpu()
             logp = torch.log_softmax(masked, dim=-1)
@@ -210,8 +216,7 @@ class Decoder:
                 feeds[r] = []
             keep = np.flatnonzero(~done[rows])
             if len(keep) <= len(rows) // 2:  # finished rows leave the batch
-                index = torch.from_numpy(keep).to(device)
-                cache = [layer.index_select(1, index) for layer in cache]
+                cache.keep_rows(torch.from_numpy(keep).to(device))
                 rows, at, feeds = rows[keep], at[keep], [feeds[r] for r in keep]
             n = np.array([len(f) for f in feeds], np.int64)
             tokens = np.full((len(rows), max(1, int(n.max()))), PAD, np.int64)

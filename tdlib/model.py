@@ -10,8 +10,9 @@ the shapes so far, context = those shapes, output = the next shape and its opera
 :class:`ValueModel` maps the same three planes of two images to the predicted edit-path distance.
 
 Sequences are right-padded, in training and in decoding: causal attention never lets a real token
-see the padding after it.  While decoding, a row's cache index is its position, so each row
-writes its next tokens at its own indices (:meth:`EditModel.extend`).
+see the padding after it.  While decoding, the prompts' keys are cached once and shared by every
+sequence decoded from them; each row writes its decoded tokens at its own output indices
+(:class:`DecodeCache`, :meth:`EditModel.extend`).
 """
 
 from __future__ import annotations
@@ -145,9 +146,86 @@ class ImageEncoder(nn.Module):
             ys = torch.linspace(-1, 1, h, device=current.device, dtype=current.dtype)
             xs = torch.linspace(-1, 1, w, device=current.device, dtype=current.dtype)
             planes += [xs.view(1, 1, 1, w).expand(b, 1, h, w), ys.view(1, 1, h, 1).expand(b, 1, h, w)]
-        planes = torch.cat(planes, dim=1)
+        # Channels-last: the CPU's convolution and pooling kernels run about twice as fast on it
+        # as on NCHW with these few channels (results equal to float rounding).
+        planes = torch.cat(planes, dim=1).contiguous(memory_format=torch.channels_last)
         features = self.pool(self.backbone(planes))  # B x C x side x side
         return self.norm(self.project(features.flatten(2).transpose(1, 2)))  # B x n_tokens x d
+
+
+class DecodeCache:
+    """The key/value caches of one decoding call (:meth:`EditModel.extend`).
+
+    ``prompt``: per layer ``2 x G x heads x Lp x head_dim``, the prefilled prompts (image prefix,
+    context, ``<EDIT>``; :meth:`EditModel.prefill` into :meth:`EditModel.new_cache`), each with
+    ``prompt_keys[g]`` real keys.  Batch rows ``g * group`` to ``g * group + group - 1`` are
+    sequences decoded from prompt ``g``.  The decoded tokens' keys go, per row and by output
+    index, to caches of ``length`` slots plus one spare that takes padding's writes and is never
+    read.  A query sees its prompt's real keys and its row's decoded keys up to its own.
+
+    A prompt is most of what a query attends to, and it is read once for all its ``group``
+    sequences (one product per prompt and head with their queries stacked), not copied and read
+    once per sequence: that makes sampling several edits per program cheap.
+    """
+
+    def __init__(self, prompt: list[torch.Tensor], prompt_keys: torch.Tensor, group: int,
+                 length: int):
+        if group < 1:
+            raise ValueError(f"a group has at least one sequence, not {group}")
+        two, g, heads, lp, head_dim = prompt[0].shape
+        if len(prompt_keys) != g:
+            raise ValueError(f"{len(prompt_keys)} prompt lengths for {g} prompts")
+        device = prompt[0].device
+        self.prompt, self.group = prompt, group
+        ahead = torch.arange(lp, device=device)[None] >= prompt_keys.to(device)[:, None]
+        self.prompt_bias = torch.zeros(g, lp, device=device).masked_fill_(ahead, -math.inf)
+        self.out = [torch.zeros(two, g * group, heads, length + 1, head_dim, device=device,
+                                dtype=layer.dtype) for layer in prompt]
+        # Per row: the position of its first decoded token (right after its prompt).
+        self.starts = prompt_keys.to(device).repeat_interleave(group)
+
+    @property
+    def spare(self) -> int:
+        return self.out[0].shape[3] - 1
+
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        """Go on with batch rows ``rows`` (ascending) only.  Where some but not all rows of a
+        prompt stay, each kept row gets its own copy of its prompt's keys from then on."""
+        prompts = torch.div(rows, self.group, rounding_mode="floor")
+        if self.group > 1 and len(rows) != self.group * len(prompts.unique()):
+            self.group = 1  # ragged: one prompt per row
+        else:
+            prompts = prompts[::self.group]
+        self.prompt = [layer.index_select(1, prompts) for layer in self.prompt]
+        self.prompt_bias = self.prompt_bias.index_select(0, prompts)
+        self.out = [layer.index_select(1, rows) for layer in self.out]
+        self.starts = self.starts.index_select(0, rows)
+
+    def attend(self, layer: int, q, kv, where, mask):
+        """Attention of queries ``q`` (``B x heads x t x head_dim``) whose keys and values ``kv``
+        (``2 x B x heads x t x head_dim``) are written at output indices ``where`` (``B x t``);
+        ``mask`` (``B x 1 x t x span``, additive) says which decoded keys each query sees.
+        In float32, as the fused kernels of the prefill and of training compute it."""
+        b, heads, t, head_dim = q.shape
+        out, prompt = self.out[layer], self.prompt[layer]
+        rows = torch.arange(b, device=q.device)[:, None]
+        # One write for keys and values; index_put_ does not cast (bf16 under autocast).
+        out[:, rows, :, where] = kv.permute(1, 3, 0, 2, 4).to(out.dtype)
+        span, g, s, lp = mask.shape[-1], b // self.group, self.group, prompt.shape[3]
+        q = q.float() * head_dim ** -0.5
+
+        def stacked(x):  # B x heads x t x n -> G x heads x (group * t) x n
+            return x.reshape(g, s, heads, t, -1).transpose(1, 2).reshape(g, heads, s * t, -1)
+
+        def unstacked(x):  # the inverse
+            return x.reshape(g, heads, s, t, -1).transpose(1, 2).reshape(b, heads, t, -1)
+
+        to_prompt = torch.matmul(stacked(q), prompt[0].float().transpose(-1, -2))
+        to_prompt = unstacked(to_prompt + self.prompt_bias[:, None, None, :])
+        to_out = torch.matmul(q, out[0, :, :, :span].float().transpose(-1, -2)) + mask.float()
+        weights = torch.softmax(torch.cat([to_prompt, to_out], dim=-1), dim=-1)
+        y = unstacked(torch.matmul(stacked(weights[..., :lp]), prompt[1].float()))
+        return y + torch.matmul(weights[..., lp:], out[1, :, :, :span].float())
 
 
 class Attention(nn.Module):
@@ -157,36 +235,27 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(d, 3 * d)
         self.out = nn.Linear(d, d)
 
-    def forward(self, x, mask=None, cache=None, cache_at: int | torch.Tensor = 0):
+    def forward(self, x, mask=None, cache=None, cache_at: int | torch.Tensor = 0, layer: int = 0):
         """Self-attention: causal without ``mask``, else ``mask`` (True = may attend, or an additive
         float bias; e.g. the prefix-LM mask of :meth:`EditModel.attention_mask`).  With a key/value
-        ``cache`` (``2 x B x heads x length x head_dim``, keys then values): an int ``cache_at``
-        writes the ``t`` new keys there for every row (prefill); a ``B x t`` tensor writes row
-        ``i``'s key ``j`` at ``cache_at[i, j]`` (decoding), and then ``mask``
-        (``B x 1 x t x span``) is required: it says which cached keys each query sees."""
+        ``cache`` (``2 x B x heads x length x head_dim``, keys then values) and an int
+        ``cache_at``, the ``t`` new keys are written there for every row (prefill).  With a
+        :class:`DecodeCache`, ``cache_at`` (``B x t``) is where row ``i``'s key ``j`` goes among
+        the decoded tokens of this ``layer``, and ``mask`` (``B x 1 x t x span``) which of them
+        each query sees; every query also sees its prompt's real keys (decoding)."""
         b, t, d = x.shape
         qkv = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         q = qkv[0]
+        if isinstance(cache, DecodeCache):
+            y = cache.attend(layer, q, qkv[1:], cache_at, mask)
+            return self.out(y.transpose(1, 2).reshape(b, t, d))
         if cache is None:
             k, v = qkv[1], qkv[2]
-        elif isinstance(cache_at, torch.Tensor):
-            rows = torch.arange(b, device=x.device)[:, None]
-            # One write for keys and values; index_put_ does not cast (bf16 under autocast).
-            cache[:, rows, :, cache_at] = qkv[1:].permute(1, 3, 0, 2, 4).to(cache.dtype)
-            k, v = cache[0, :, :, :mask.shape[-1]], cache[1, :, :, :mask.shape[-1]]
         else:
             cache[:, :, :, cache_at:cache_at + t] = qkv[1:]
             k, v = cache[0, :, :, :cache_at + t], cache[1, :, :, :cache_at + t]
         if mask is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        elif isinstance(cache_at, torch.Tensor):
-            # A few queries against the cache: plain matmuls beat the CPU flash kernel's setup.
-            # In float32 (as the fused kernels of the prefill and of training compute them).
-            if mask.dtype == torch.bool:
-                mask = torch.zeros(mask.shape, device=mask.device).masked_fill_(~mask, -math.inf)
-            scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * (q.shape[-1] ** -0.5)
-            weights = torch.softmax(scores + mask.float(), dim=-1)
-            y = torch.matmul(weights, v.float()).to(q.dtype)
         else:
             if mask.is_floating_point() and mask.dtype != q.dtype:  # bf16 under autocast
                 mask = mask.to(q.dtype)
@@ -202,8 +271,8 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(d)
         self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.SiLU(), nn.Linear(4 * d, d))
 
-    def forward(self, x, mask=None, cache=None, cache_at: int | torch.Tensor = 0):
-        x = x + self.attn(self.norm1(x), mask, cache, cache_at)
+    def forward(self, x, mask=None, cache=None, cache_at: int | torch.Tensor = 0, layer: int = 0):
+        x = x + self.attn(self.norm1(x), mask, cache, cache_at, layer)
         return x + self.mlp(self.norm2(x))
 
 
@@ -315,8 +384,9 @@ class EditModel(nn.Module):
 
     # ------------------------------------------------------------ decoding
     def new_cache(self, batch: int, length: int, device, dtype):
-        """Zeroed key/value caches, one ``2 x batch x heads x length x head_dim`` per layer
-        (keys, values); slices of rows and of positions keep each head's keys contiguous."""
+        """Zeroed key/value caches for :meth:`prefill`, one ``2 x batch x heads x length x
+        head_dim`` per layer (keys, values); slices of rows and of positions keep each head's
+        keys contiguous.  Decoding goes on with a :class:`DecodeCache` over them."""
         h = self.config.n_heads
         shape = (2, batch, h, length, self.config.d_model // h)
         return [torch.zeros(shape, device=device, dtype=dtype) for _ in self.blocks]
@@ -327,7 +397,7 @@ class EditModel(nn.Module):
         ``prefix`` is the image prefix (:meth:`ImageEncoder.forward`), ``tokens`` the right-padded
         prompts, row ``i`` holding ``lengths[i]`` real tokens.  Cache index = position, so the
         padding after a prompt is never seen: real tokens do not attend ahead of the prompt
-        (causal or prefix-LM mask), and :meth:`step` overwrites the padding's keys.
+        (causal or prefix-LM mask), and a :class:`DecodeCache` masks the padding's keys.
         """
         p = prefix.shape[1]
         positions = torch.arange(p + tokens.shape[1], device=tokens.device)
@@ -343,35 +413,32 @@ class EditModel(nn.Module):
         last = x[torch.arange(len(x), device=x.device), p + lengths - 1]
         return self.logits(self.norm(last))
 
-    def step(self, tokens, at, cache, span: int | None = None):
-        """One new token per row, at its own position ``at[i]`` (its cache index); its logits.
+    def step(self, tokens, at, cache: DecodeCache, span: int | None = None):
+        """One new token per row, at its own output index ``at[i]``; its logits.
         ``span`` = ``max(at) + 1`` when the caller knows it (spares a device sync)."""
         span = int(at.max()) + 1 if span is None else span
         return self.extend(tokens[:, None], torch.ones_like(at), at, cache, span)
 
-    def extend(self, tokens, lengths, at, cache, span: int):
+    def extend(self, tokens, lengths, at, cache: DecodeCache, span: int):
         """Feed row ``i`` its ``lengths[i]`` tokens ``tokens[i, :lengths[i]]`` (right-padded,
-        ``B x m``) at positions ``at[i]``, ``at[i] + 1``, ...; the logits after each row's last
-        fed token (rows fed nothing: undefined).  ``span`` = ``max(at + lengths)``.
-        No pointer term: an edit's ``<POS k>`` is chosen from the logits of :meth:`prefill`.
-
-        Padding writes its keys to the cache's last slot, which a caller that pads must leave
-        spare; no query attends to it (``span`` stops before it).
+        ``B x m``) at output indices ``at[i]``, ``at[i] + 1``, ... (0: the first token after its
+        prompt); the logits after each row's last fed token (rows fed nothing: undefined).
+        ``span`` = ``max(at + lengths)``.  No pointer term: an edit's ``<POS k>`` is chosen from
+        the logits of :meth:`prefill`.
         """
         b, m = tokens.shape
         offsets = torch.arange(m, device=at.device)
-        positions = at[:, None] + offsets  # B x m
+        index = at[:, None] + offsets  # B x m
         real = offsets[None] < lengths[:, None]
+        positions = cache.starts[:, None] + index
         # Padding may run past the context; it reads position 0 (a real one past it still raises).
         x = self.token_embedding(tokens) + self.position_embedding(torch.where(real, positions, 0))
-        scratch = cache[0].shape[3] - 1
-        where = torch.where(real, positions, scratch)
-        # One additive bias for every layer: each query sees the keys up to its own position.
-        ahead = torch.arange(span, device=at.device)[None, None] > positions[:, :, None]
-        mask = torch.zeros(ahead.shape, device=at.device, dtype=x.dtype)
-        mask = mask.masked_fill_(ahead, float("-inf"))[:, None]
-        for block, layer_cache in zip(self.blocks, cache):
-            x = block(x, mask, layer_cache, where)
+        where = torch.where(real, index, cache.spare)
+        # One additive bias for every layer: each query sees the decoded keys up to its own.
+        ahead = torch.arange(span, device=at.device)[None, None] > index[:, :, None]
+        mask = torch.zeros(ahead.shape, device=at.device).masked_fill_(ahead, float("-inf"))
+        for layer, block in enumerate(self.blocks):
+            x = block(x, mask[:, None], cache, where, layer)
         last = x[torch.arange(b, device=x.device), (lengths - 1).clamp(min=0)]
         return self.logits(self.norm(last))
 

@@ -9,7 +9,7 @@ import torch
 
 import tdlib
 from tdlib.decode import Decoder
-from tdlib.model import EditModel, ModelConfig, ValueModel, build_model
+from tdlib.model import DecodeCache, EditModel, ModelConfig, ValueModel, build_model
 from tdlib.presets import preset
 from tdlib.tokens import EDIT, EOS, PAD, Tokenizer
 
@@ -130,10 +130,11 @@ def test_cached_decoding_matches_the_full_forward_pass(bidirectional, pointer):
     follow = [[14, 15], [16, 17]]
     cur, tgt, tokens, lengths = random_prompts(config, contexts)
     with torch.no_grad():
-        cache = model.new_cache(2, p + int(lengths.max()) + 2, "cpu", torch.float32)
+        cache = model.new_cache(2, p + int(lengths.max()), "cpu", torch.float32)
         prefix = model.encoder(cur, tgt)
         cached = [model.prefill(prefix, tokens, lengths, cache)]
-        at = p + lengths
+        cache = DecodeCache(cache, p + lengths, 1, 2)
+        at = torch.zeros(2, dtype=torch.long)
         for j in range(2):
             step = torch.tensor([follow[0][j], follow[1][j]])
             cached.append(model.step(step, at, cache))
@@ -156,36 +157,49 @@ def test_cached_decoding_matches_the_full_forward_pass(bidirectional, pointer):
                 assert (causal[len(ctx)][words] - full[len(ctx)][words]).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_extend_feeds_ragged_runs_like_the_full_forward_pass(bidirectional):
+@pytest.mark.parametrize("bidirectional,group,kept", [
+    (False, 1, None), (True, 1, [1]), (True, 3, None), (True, 3, [3, 4, 5]), (True, 3, [0, 2, 4])])
+def test_extend_feeds_ragged_runs_like_the_full_forward_pass(bidirectional, group, kept):
     """Rows fed different numbers of tokens in one call (padding written to the spare slot)
-    give each row's logits after its last real token, and later calls see only real keys."""
+    give each row's logits after its last real token, and later calls see only real keys; with
+    ``group`` rows per prompt, each row continues its own prompt and sees only its own tokens.
+    Rows ``kept`` alone go on after the first call (whole prompts, or some rows of a prompt)."""
     torch.manual_seed(1)
     config = small_config(n_layers=2, bidirectional_prompt=bidirectional)
     model = build_model(config).eval()
     p = config.prefix_tokens
     contexts = [[5, 6, 7, 8], [9, 10]]
-    feeds = [[[14, 15, 16], [17]], [[18], [19, 20]]]  # two calls, ragged
+    pool = [[[14, 15, 16], [17]], [[18], [19, 20]], [[21, 22], [23, 24, 25]], [[26], [27]],
+            [[28, 29], [30]], [[31], [32, 33]]]
+    feeds = pool[:len(contexts) * group]  # two calls per row, ragged; row r continues r // group
     cur, tgt, tokens, lengths = random_prompts(config, contexts)
+    rows = len(feeds)
     with torch.no_grad():
-        cache = model.new_cache(2, p + 5 + 4 + 1, "cpu", torch.float32)
+        cache = model.new_cache(2, p + 5, "cpu", torch.float32)
         model.prefill(model.encoder(cur, tgt), tokens, lengths, cache)
-        at = p + lengths
-        outputs = []
+        cache = DecodeCache(cache, p + lengths, group, 4)
+        at = torch.zeros(rows, dtype=torch.long)
+        outputs, live = [], list(range(rows))
         for call in range(2):
-            n = torch.tensor([len(feeds[i][call]) for i in range(2)])
-            fed = torch.full((2, int(n.max())), PAD)
-            for i in range(2):
-                fed[i, :n[i]] = torch.tensor(feeds[i][call])
-            outputs.append(model.extend(fed, n, at, cache, int((at + n).max())))
+            if call == 1 and kept is not None:
+                cache.keep_rows(torch.tensor(kept))
+                at, live = at[kept], kept
+            n = torch.tensor([len(feeds[r][call]) for r in live])
+            fed = torch.full((len(live), int(n.max())), PAD)
+            for j, r in enumerate(live):
+                fed[j, :n[j]] = torch.tensor(feeds[r][call])
+            out = model.extend(fed, n, at, cache, int((at + n).max()))
+            outputs.append(dict(zip(live, out)))
             at = at + n
-        for i, ctx in enumerate(contexts):
-            seq = ctx + [EDIT] + feeds[i][0] + feeds[i][1]
+        for r in live:
+            i = r // group
+            ctx = contexts[i]
+            seq = ctx + [EDIT] + feeds[r][0] + feeds[r][1]
             full = model(cur[i:i + 1], tgt[i:i + 1], torch.tensor([seq]),
                          prompt_lengths=lengths[i:i + 1])[0]
-            ends = [len(ctx) + len(feeds[i][0]), len(ctx) + len(feeds[i][0]) + len(feeds[i][1])]
+            ends = [len(ctx) + len(feeds[r][0]), len(ctx) + len(feeds[r][0]) + len(feeds[r][1])]
             for call, end in enumerate(ends):
-                torch.testing.assert_close(outputs[call][i], full[end], atol=2e-4, rtol=1e-4)
+                torch.testing.assert_close(outputs[call][r], full[end], atol=2e-4, rtol=1e-4)
 
 
 def naive_greedy(model, tok, con, context, start, cur, tgt, longest):
