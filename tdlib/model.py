@@ -426,6 +426,9 @@ class EditModel(nn.Module):
         ``span`` = ``max(at + lengths)``.  No pointer term: an edit's ``<POS k>`` is chosen from
         the logits of :meth:`prefill`.
         """
+        if span > cache.spare:
+            raise ValueError(f"decoding to output index {span - 1} overruns the cache's "
+                             f"{cache.spare} slots")
         b, m = tokens.shape
         offsets = torch.arange(m, device=at.device)
         index = at[:, None] + offsets  # B x m

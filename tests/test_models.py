@@ -177,7 +177,7 @@ def test_extend_feeds_ragged_runs_like_the_full_forward_pass(bidirectional, grou
     with torch.no_grad():
         cache = model.new_cache(2, p + 5, "cpu", torch.float32)
         model.prefill(model.encoder(cur, tgt), tokens, lengths, cache)
-        cache = DecodeCache(cache, p + lengths, group, 4)
+        cache = DecodeCache(cache, p + lengths, group, 5)  # row 2 is fed 5 tokens
         at = torch.zeros(rows, dtype=torch.long)
         outputs, live = [], list(range(rows))
         for call in range(2):
