@@ -193,10 +193,10 @@ class Decoder:
             if temperature > 0:
                 # Draws for the live rows only: what a sequence draws does not depend on which
                 # finished rows are still in the batch.
+                drawing = torch.from_numpy(live)
+                probs = torch.softmax(masked[drawing.to(device)] / temperature, dim=-1)
                 choice = torch.zeros(len(rows), dtype=torch.long)
-                probs = torch.softmax(masked[torch.from_numpy(live).to(device)] / temperature, -1)
-                choice[torch.from_numpy(live)] = torch.multinomial(probs.cpu(), 1,
-                                                                   generator=generator)[:, 0]
+                choice[drawing] = torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0]
             else:
                 choice = masked.argmax(dim=-1).cpu()
             logp = torch.log_softmax(masked, dim=-1)

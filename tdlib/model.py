@@ -176,13 +176,14 @@ class DecodeCache:
         if len(prompt_keys) != g:
             raise ValueError(f"{len(prompt_keys)} prompt lengths for {g} prompts")
         device = prompt[0].device
+        prompt_keys = prompt_keys.to(device)
         self.prompt, self.group = prompt, group
-        ahead = torch.arange(lp, device=device)[None] >= prompt_keys.to(device)[:, None]
+        ahead = torch.arange(lp, device=device)[None] >= prompt_keys[:, None]
         self.prompt_bias = torch.zeros(g, lp, device=device).masked_fill_(ahead, -math.inf)
         self.out = [torch.zeros(two, g * group, heads, length + 1, head_dim, device=device,
                                 dtype=layer.dtype) for layer in prompt]
         # Per row: the position of its first decoded token (right after its prompt).
-        self.starts = prompt_keys.to(device).repeat_interleave(group)
+        self.starts = prompt_keys.repeat_interleave(group)
 
     @property
     def spare(self) -> int:
@@ -204,7 +205,7 @@ class DecodeCache:
     def attend(self, layer: int, q, kv, where, mask):
         """Attention of queries ``q`` (``B x heads x t x head_dim``) whose keys and values ``kv``
         (``2 x B x heads x t x head_dim``) are written at output indices ``where`` (``B x t``);
-        ``mask`` (``B x 1 x t x span``, additive) says which decoded keys each query sees.
+        ``mask`` (``B x 1 x t x span``, additive, float32) says which decoded keys each query sees.
         In float32, as the fused kernels of the prefill and of training compute it."""
         b, heads, t, head_dim = q.shape
         out, prompt = self.out[layer], self.prompt[layer]
@@ -222,7 +223,7 @@ class DecodeCache:
 
         to_prompt = torch.matmul(stacked(q), prompt[0].float().transpose(-1, -2))
         to_prompt = unstacked(to_prompt + self.prompt_bias[:, None, None, :])
-        to_out = torch.matmul(q, out[0, :, :, :span].float().transpose(-1, -2)) + mask.float()
+        to_out = torch.matmul(q, out[0, :, :, :span].float().transpose(-1, -2)) + mask
         weights = torch.softmax(torch.cat([to_prompt, to_out], dim=-1), dim=-1)
         y = unstacked(torch.matmul(stacked(weights[..., :lp]), prompt[1].float()))
         return y + torch.matmul(weights[..., lp:], out[1, :, :, :span].float())
@@ -440,8 +441,9 @@ class EditModel(nn.Module):
         # One additive bias for every layer: each query sees the decoded keys up to its own.
         ahead = torch.arange(span, device=at.device)[None, None] > index[:, :, None]
         mask = torch.zeros(ahead.shape, device=at.device).masked_fill_(ahead, float("-inf"))
+        mask = mask[:, None]
         for layer, block in enumerate(self.blocks):
-            x = block(x, mask[:, None], cache, where, layer)
+            x = block(x, mask, cache, where, layer)
         last = x[torch.arange(b, device=x.device), (lengths - 1).clamp(min=0)]
         return self.logits(self.norm(last))
 

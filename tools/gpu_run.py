@@ -172,11 +172,12 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true", help="a CPU rehearsal: tiny batches, n 16")
     args = parser.parse_args(argv)
     import torch
+
+    from tdlib.train import pick_device
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    from tdlib.train import pick_device
     device = pick_device().type
     summary = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
                "torch": torch.__version__, "cpu_cores": os.cpu_count(), "minutes": args.minutes,
