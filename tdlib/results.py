@@ -351,3 +351,31 @@ def arm_training(checkpoints: str | Path | None = None) -> pd.DataFrame:
             row.update(solve_1=last["solve_1"], solve_2=last["solve_2"])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def arm_one_step(n: int = 1024, seed: int = 0, mutations: Sequence[int] = (1, 2, 3),
+                 checkpoints: str | Path | None = None, progress: bool = False) -> pd.DataFrame:
+    """What each Figure 5 arm's policy learned, without search: the share of ``n`` held-out
+    Rainbow problems ``k`` small mutations from their target that one greedy edit solves, for
+    each ``k`` in ``mutations``.  Every arm sees the same problems and target observations, so
+    the arms differ only in their weights.  Columns ``arm,rho,mutations,n,solved``."""
+    from tdlib.checkpoint import load_model
+    from tdlib.decode import Decoder
+    from tdlib.env import make_env
+    from tdlib.evaluate import mutation_problems, one_step_solve_rate
+    from tdlib.plotting import project_root
+    from tdlib.tokens import Tokenizer
+    from tqdm.auto import tqdm
+    root = Path(checkpoints) if checkpoints else project_root() / "results" / "checkpoints"
+    env = make_env("rainbow")
+    problems = {k: mutation_problems(env, n, k, seed) for k in mutations}
+    rows = []
+    arms = [arm for arm, (folder, _, _) in RAINBOW_ARMS.items() if (root / folder).exists()]
+    for arm in tqdm(arms, desc="arms", disable=not progress):
+        folder, rho, _ = RAINBOW_ARMS[arm]
+        model, _ = load_model(root / folder, kind="policy")
+        decoder = Decoder(model, Tokenizer(env.grammar, model.config.max_positions))
+        for k in mutations:
+            rate = one_step_solve_rate(decoder, env, problems[k], model.config.image_size, seed)
+            rows.append({"arm": arm, "rho": rho, "mutations": k, "n": n, "solved": rate})
+    return pd.DataFrame(rows, columns=["arm", "rho", "mutations", "n", "solved"])

@@ -192,3 +192,30 @@ def test_difference_se_matches_simulated_binomial_differences():
     draws = (rng.binomial(768, 0.3, 20000) / 768) - (rng.binomial(256, 0.1, 20000) / 256)
     assert results.difference_se(a, b) == pytest.approx(draws.std(), rel=0.03)
     assert results.difference_se({**a, "solved_mean": 0.0}, {**b, "solved_mean": 1.0}) == 0.0
+
+
+def test_arm_one_step_puts_every_arm_to_the_same_problems(tmp_path):
+    """Two arms with the same weights solve the same share; an arm without a checkpoint is left
+    out; each rate is one greedy edit's on the held-out mutation problems."""
+    import shutil
+    from tdlib.checkpoint import load_model
+    from tdlib.decode import Decoder
+    from tdlib.env import make_env
+    from tdlib.evaluate import mutation_problems, one_step_solve_rate
+    from tdlib.presets import shipped_folder
+    from tdlib.tokens import Tokenizer
+    source = shipped_folder("rainbow_policy_full")
+    for arm in ("full", "rho0.5"):
+        shutil.copytree(source, tmp_path / results.RAINBOW_ARMS[arm][0])
+    table = results.arm_one_step(n=12, mutations=(1, 2), checkpoints=tmp_path)
+    assert list(table["arm"]) == ["full", "full", "rho0.5", "rho0.5"]
+    assert list(table["rho"]) == [0.2, 0.2, 0.5, 0.5]
+    by_arm = table.pivot(index="mutations", columns="arm", values="solved")
+    assert (by_arm["full"] == by_arm["rho0.5"]).all()
+    env = make_env("rainbow")
+    model, _ = load_model(source)
+    decoder = Decoder(model, Tokenizer(env.grammar, model.config.max_positions))
+    for k in (1, 2):
+        expected = one_step_solve_rate(decoder, env, mutation_problems(env, 12, k, 0),
+                                       model.config.image_size, 0)
+        assert by_arm.loc[k, "full"] == expected
