@@ -359,12 +359,10 @@ def arm_one_step(n: int = 1024, seed: int = 0, mutations: Sequence[int] = (1, 2,
     Rainbow problems ``k`` small mutations from their target that one greedy edit solves, for
     each ``k`` in ``mutations``.  Every arm sees the same problems and target observations, so
     the arms differ only in their weights.  Columns ``arm,rho,mutations,n,solved``."""
-    from tdlib.checkpoint import load_model
-    from tdlib.decode import Decoder
     from tdlib.env import make_env
     from tdlib.evaluate import mutation_problems, one_step_solve_rate
+    from tdlib.experiment import Models
     from tdlib.plotting import project_root
-    from tdlib.tokens import Tokenizer
     from tqdm.auto import tqdm
     root = Path(checkpoints) if checkpoints else project_root() / "results" / "checkpoints"
     env = make_env("rainbow")
@@ -373,9 +371,9 @@ def arm_one_step(n: int = 1024, seed: int = 0, mutations: Sequence[int] = (1, 2,
     arms = [arm for arm, (folder, _, _) in RAINBOW_ARMS.items() if (root / folder).exists()]
     for arm in tqdm(arms, desc="arms", disable=not progress):
         folder, rho, _ = RAINBOW_ARMS[arm]
-        model, _ = load_model(root / folder, kind="policy")
-        decoder = Decoder(model, Tokenizer(env.grammar, model.config.max_positions))
+        models = Models(env, {"policy": root / folder})
+        size = models.model("policy").config.image_size
         for k in mutations:
-            rate = one_step_solve_rate(decoder, env, problems[k], model.config.image_size, seed)
+            rate = one_step_solve_rate(models.decoder("policy"), env, problems[k], size, seed)
             rows.append({"arm": arm, "rho": rho, "mutations": k, "n": n, "solved": rate})
     return pd.DataFrame(rows, columns=["arm", "rho", "mutations", "n", "solved"])
