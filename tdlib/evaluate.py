@@ -21,7 +21,8 @@ import torch
 
 from tdlib.decode import Decoder
 from tdlib.examples import ExampleConfig, ExampleMaker
-from tdlib.mutation import Mutator
+from tdlib.mutation import SIGMA_SMALL, Mutator
+from tdlib.paths import edit_path, tree_diff
 from tdlib.tree import SyntaxTree
 
 EVAL_DOMAIN = 0xE7A1
@@ -56,18 +57,55 @@ def images(env, programs, size: int, observe_rng=None) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
-def one_step_solve_rate(decoder: Decoder, env, problems, size: int, seed: int = 0,
-                        batch: int = 64) -> float:
-    """Share of problems solved by one greedy edit of the policy."""
-    solved = 0
+def greedy_edits(decoder: Decoder, env, problems, size: int, seed: int = 0, batch: int = 64):
+    """``(target, start, edit)`` for each problem: the policy's one greedy edit of ``start``,
+    read from the target's observation (drawn from the held-out ``observe`` stream)."""
     r = held_out_rng(seed, "observe")
     for i in range(0, len(problems), batch):
         chunk = problems[i:i + batch]
         targets, starts = [t for t, _ in chunk], [s for _, s in chunk]
         results = decoder.edits(starts, images(env, starts, size), images(env, targets, size, r))
         for (target, start), (edit, _) in zip(chunk, results):
-            solved += env.is_solved(env.render(edit.apply(start)), env.render(target))
+            yield target, start, edit
+
+
+def one_step_solve_rate(decoder: Decoder, env, problems, size: int, seed: int = 0,
+                        batch: int = 64) -> float:
+    """Share of problems solved by one greedy edit of the policy."""
+    solved = sum(env.is_solved(env.render(edit.apply(start)), env.render(target))
+                 for target, start, edit in greedy_edits(decoder, env, problems, size, seed, batch))
     return solved / max(1, len(problems))
+
+
+EDIT_PLACES = ("a differing node", "around one", "inside one", "elsewhere")
+
+
+def edit_place(edit, start: SyntaxTree, target: SyntaxTree) -> str:
+    """Where ``edit`` acts on ``start`` relative to the subtrees that differ from ``target``
+    (Algorithm 1's edit sites, the tops of the differing subtrees): at one of them, at an
+    ancestor of one (it replaces more than needed), inside one, or elsewhere (it touches only
+    what already matches)."""
+    sites = [e.path for e in tree_diff(start.root, target.root, SIGMA_SMALL, random.Random(0),
+                                       start.grammar)]
+    path = tuple(edit.path)
+    if path in sites:
+        return "a differing node"
+    if any(site[:len(path)] == path for site in sites):
+        return "around one"
+    if any(path[:len(site)] == site for site in sites):
+        return "inside one"
+    return "elsewhere"
+
+
+def edit_places(decoder: Decoder, env, problems, size: int, seed: int = 0,
+                batch: int = 64) -> pd.DataFrame:
+    """Per problem, where the policy's one greedy edit acts (:func:`edit_place`) and whether it
+    solves the problem: it tells a policy that finds the place but writes the wrong replacement
+    from one that does not find the place."""
+    rows = [{"place": edit_place(edit, start, target),
+             "solved": bool(env.is_solved(env.render(edit.apply(start)), env.render(target)))}
+            for target, start, edit in greedy_edits(decoder, env, problems, size, seed, batch)]
+    return pd.DataFrame(rows, columns=["place", "solved"])
 
 
 def value_pairs(env, n: int, size: int, seed: int = 0, config: ExampleConfig | None = None,
@@ -124,6 +162,29 @@ def invisible_pairs(env, n: int, size: int, seed: int = 0,
             else float("nan"),
             "mean_distance": float(true.mean()),
             "ceiling_spearman": identical_pairs_ceiling(true, identical)}
+
+
+def visible_edits(env, n: int, size: int, seed: int = 0,
+                  config: ExampleConfig | None = None) -> dict:
+    """How many of the edits left on each held-out value pair (those of :func:`value_pairs`)
+    change a pixel at ``size``: the rest of the pair's path is walked again (Algorithm 1 from the
+    pair's current program) and consecutive renders compared.  Returns the share of all edits left
+    that are visible and the Spearman correlation with the true distance of a predictor that knows
+    exactly how many visible edits are left, a reference for what an image-only value network can
+    reach (not a strict bound: what a picture shows can hint at edits it does not show)."""
+    maker = ExampleMaker(env, config or ExampleConfig(image_size=size))
+    r = held_out_rng(seed, "value")
+    distances, visible = [], []
+    for _ in range(n):
+        example = maker.example(r)
+        path = edit_path(example.current, example.target, random.Random(0),
+                         maker.config.sigma_small)
+        renders = [env.render(program, size) for program in path]
+        distances.append(example.distance)
+        visible.append(sum(not np.array_equal(a, b) for a, b in zip(renders, renders[1:])))
+    distances, visible = np.array(distances, float), np.array(visible, float)
+    return {"visible_edit_share": float(visible.sum() / distances.sum()),
+            "visible_count_spearman": spearman(visible, distances)}
 
 
 def identical_pairs_ceiling(distances, identical) -> float:
@@ -276,3 +337,31 @@ def checkpoint_metrics(folder, n: int = 256, seed: int = 0, device: str = "cpu")
         return [{**base, "metric": k, "value": v} for k, v in result.items()]
     task = make_task("repl", config.env, config, examples, seed)
     return [{**base, "metric": "repl_step_acc", "value": repl_accuracy(decoder, task, n, seed)}]
+
+
+def checkpoint_edit_places(folder, n: int = 256, seed: int = 0, mutations=(1, 2, 3),
+                           device: str = "cpu") -> pd.DataFrame:
+    """For a policy checkpoint, the share of ``k``-mutation problems (those of
+    :func:`checkpoint_metrics`) whose one greedy edit acts at each place of :data:`EDIT_PLACES`,
+    solved or not: one row per (mutations, place, solved)."""
+    from tdlib.checkpoint import example_config, load_model
+    from tdlib.env import make_env
+    from tdlib.tokens import Tokenizer
+    model, record = load_model(folder, device)
+    config = model.config
+    if config.kind != "policy":
+        raise ValueError(f"{folder} holds a {config.kind} network, not a policy")
+    env = make_env(config.env)
+    examples = example_config(record)
+    decoder = Decoder(model, Tokenizer(env.grammar, config.max_positions))
+    rows = []
+    for k in mutations:
+        problems = mutation_problems(env, n, k, seed, examples.min_primitives,
+                                     examples.max_primitives)
+        places = edit_places(decoder, env, problems, config.image_size, seed)
+        for place in EDIT_PLACES:
+            for solved in (True, False):
+                share = ((places["place"] == place) & (places["solved"] == solved)).mean()
+                rows.append({"env": config.env, "mutations": k, "place": place,
+                             "solved": solved, "share": float(share)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,153 @@
+"""Held-out readouts of what the networks get wrong: where a policy's one greedy edit acts
+(evaluate.edit_place, edit_places) and how many of a value pair's edits left show in its images
+(evaluate.visible_edits)."""
+
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import tdlib
+from tdlib.evaluate import EDIT_PLACES, edit_place, edit_places, mutation_problems
+from tdlib.mutation import Edit, Mutator
+
+ENV = tdlib.make_env("csg2d")
+
+
+def _paths(tree):
+    return [located.path for located in tree.nodes]
+
+
+def _with_targets_node(start, target, path):
+    """``start`` with its node at ``path`` replaced by the target's there (None when the target
+    has no such place, or a node of another rule there)."""
+    if path not in set(_paths(target)) or start.at(path).rule is not target.at(path).rule:
+        return None
+    return start.replace(path, target.at(path))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), mutations=st.integers(1, 3))
+def test_only_an_edit_at_or_around_every_differing_node_can_reach_the_target(seed, mutations):
+    """Brute force over every node of the start: replacing it by the target's node at the same
+    place yields the target exactly when the place covers every differing subtree, and such a
+    place is always classed "a differing node" or "around one"; an edit "inside one" or
+    "elsewhere" never reaches the target, and "elsewhere" touches only what already matches."""
+    r = random.Random(seed)
+    target = ENV.sample(r, 1, 4)
+    start = Mutator(ENV.grammar).chain(target, mutations, r)[0][-1]
+    if start == target:
+        return
+    in_target = set(_paths(target))
+    for path in _paths(start):
+        place = edit_place(Edit(path, start.at(path), start.at(path)), start, target)
+        assert place in EDIT_PLACES
+        differs_above = any(start.at(path[:i]).alt is not target.at(path[:i]).alt
+                            for i in range(len(path)) if path[:i] in in_target)
+        assert (place == "inside one") == differs_above
+        if path not in in_target:
+            continue
+        reaches = _with_targets_node(start, target, path) == target
+        if reaches:
+            assert place in ("a differing node", "around one")
+        if place in ("inside one", "elsewhere"):
+            assert not reaches
+        if place == "elsewhere":
+            assert start.at(path) == target.at(path)
+        if place == "a differing node":
+            assert start.at(path).alt is not target.at(path).alt
+        if place == "around one":  # the same shape here, something different below
+            assert start.at(path).alt is target.at(path).alt
+            assert start.at(path) != target.at(path)
+
+
+class ScriptedDecoder:
+    """Answers each problem with the edit a function of (start, target) gives: an oracle or a
+    policy that always edits in the wrong place."""
+
+    def __init__(self, problems, choose):
+        self.answers = {(s, t): choose(s, t) for t, s in problems}
+        self.targets = {id(s): t for t, s in problems}
+
+    def edits(self, starts, current_images, target_images):
+        assert len(starts) == len(current_images) == len(target_images)
+        return [(self.answers[(s, self.targets[id(s)])], 0.0) for s in starts]
+
+
+def test_edit_places_of_an_oracle_and_of_a_policy_that_edits_what_already_matches():
+    problems = mutation_problems(ENV, 24, 1, seed=3)
+
+    def oracle(start, target):  # the smallest place that covers every differing subtree
+        return min((Edit(p, start.at(p), target.at(p)) for p in _paths(start)
+                    if _with_targets_node(start, target, p) == target),
+                   key=lambda e: -len(e.path))
+
+    table = edit_places(ScriptedDecoder(problems, oracle), ENV, problems, 32)
+    assert len(table) == 24 and table["solved"].all()
+    assert set(table["place"]) <= {"a differing node", "around one"}
+
+    def elsewhere(start, target):  # rewrite a matching subtree as it is: nothing changes
+        for p in _paths(start):
+            if edit_place(Edit(p, start.at(p), start.at(p)), start, target) == "elsewhere":
+                return Edit(p, start.at(p), start.at(p))
+        return None
+
+    kept = [(t, s) for t, s in problems if elsewhere(s, t) is not None]
+    assert len(kept) >= 10
+    table = edit_places(ScriptedDecoder(kept, elsewhere), ENV, kept, 32)
+    assert (table["place"] == "elsewhere").all() and not table["solved"].any()
+
+
+def test_a_checkpoints_edit_places_add_up_to_its_one_step_solve_rate():
+    from tdlib.checkpoint import load_model
+    from tdlib.decode import Decoder
+    from tdlib.evaluate import checkpoint_edit_places, one_step_solve_rate
+    from tdlib.presets import shipped_folder
+    from tdlib.tokens import Tokenizer
+    folder = shipped_folder("rainbow_policy_full")
+    table = checkpoint_edit_places(folder, n=12, mutations=(1, 2))
+    assert len(table) == 2 * len(EDIT_PLACES) * 2
+    model, _ = load_model(folder)
+    env = tdlib.make_env("rainbow")
+    decoder = Decoder(model, Tokenizer(env.grammar, model.config.max_positions))
+    for k, rows in table.groupby("mutations"):
+        assert abs(rows["share"].sum() - 1) < 1e-9
+        expected = one_step_solve_rate(decoder, env, mutation_problems(env, 12, k, 0),
+                                       model.config.image_size, 0)
+        assert abs(rows.loc[rows["solved"], "share"].sum() - expected) < 1e-9
+
+
+class _Redrawn:
+    """CSG2D with another renderer: one that draws every program differently, or all alike."""
+
+    def __init__(self, draw):
+        self._env, self._draw = tdlib.make_env("csg2d"), draw
+
+    def __getattr__(self, name):
+        return getattr(self._env, name)
+
+    def render(self, program, size=None):
+        return self._draw(program, size)
+
+    def observe(self, program, rng, size=None):
+        return self._draw(program, size)
+
+
+def _distinct_picture(program, size):
+    """An image that encodes the program's text: two programs never look alike."""
+    picture = np.zeros((size, size, 1), np.float32)
+    data = np.frombuffer(str(program).encode()[: size * size], np.uint8)
+    picture.reshape(-1)[: len(data)] = data / 255
+    return picture
+
+
+def test_visible_edits_counts_the_edits_that_change_a_pixel():
+    from tdlib.evaluate import visible_edits
+    every = visible_edits(_Redrawn(_distinct_picture), 48, 32)
+    assert every["visible_edit_share"] == 1 and every["visible_count_spearman"] == pytest.approx(1)
+    none = visible_edits(_Redrawn(lambda program, size: np.zeros((size, size, 1), np.float32)),
+                         48, 32)
+    assert none["visible_edit_share"] == 0 and np.isnan(none["visible_count_spearman"])
+    csg2d = visible_edits(tdlib.make_env("csg2d"), 64, 32)
+    assert 0 < csg2d["visible_edit_share"] < 1 and csg2d["visible_count_spearman"] < 1
