@@ -74,6 +74,11 @@ class ModelConfig:
     # its mean.  Path distances are small integers with a long tail: a regression to them is
     # pulled toward the mean, a classification is not.
     value_bins: int = 0
+    # Value network only: weight of a pairwise ranking term added to the loss (0: none).  Every
+    # two examples of a batch at different distances add softplus(v_near - v_far): search only
+    # needs the order of its candidates, which a regression or a classification learns only
+    # indirectly.
+    value_rank_weight: float = 0.0
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -84,6 +89,8 @@ class ModelConfig:
                 self.pos_offset + self.max_positions != self.vocab_size:
             raise ValueError("tie_positions and pointer_positions need the <POS k> tokens last: "
                              "pos_offset + max_positions == vocab_size")
+        if self.value_rank_weight < 0:
+            raise ValueError("value_rank_weight must be >= 0")
         if self.prefix_tokens + self.max_positions > self.context:
             raise ValueError(f"prefix_tokens + max_positions ({self.prefix_tokens} + "
                              f"{self.max_positions}) exceeds the context of {self.context}")

@@ -225,6 +225,14 @@ class PolicyTask(SequenceTask):
         return valid
 
 
+def pairwise_rank_loss(predicted: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
+    """Mean of softplus(p_i - p_j) over the pairs with distance_i < distance_j (0 if none)."""
+    nearer = distance[:, None] < distance[None, :]
+    if not nearer.any():
+        return predicted.sum() * 0
+    return F.softplus(predicted[:, None] - predicted[None, :])[nearer].mean()
+
+
 class ValueTask(PolicyTask):
     kind = "value"
 
@@ -240,18 +248,24 @@ class ValueTask(PolicyTask):
     def loss(self, model, batch):
         bins = self.model_config.value_bins
         out = model(batch["current"], batch["target"], logits=bool(bins)).float()
+        distance = batch["distance"]
         if bins:
-            labels = batch["distance"].long().clamp(max=bins - 1)
+            labels = distance.long().clamp(max=bins - 1)
             loss = F.cross_entropy(out, labels)
-            with torch.no_grad():
-                predicted = torch.softmax(out, -1) @ torch.arange(bins, device=out.device,
-                                                                   dtype=torch.float32)
+            predicted = torch.softmax(out, -1) @ torch.arange(bins, device=out.device,
+                                                               dtype=torch.float32)
         else:
             predicted = out
-            loss = F.smooth_l1_loss(predicted, batch["distance"])
+            loss = F.smooth_l1_loss(predicted, distance)
+        metrics = {}
+        weight = self.model_config.value_rank_weight
+        if weight:
+            rank = pairwise_rank_loss(predicted, distance)
+            loss = loss + weight * rank
+            metrics["rank"] = rank.item()
         with torch.no_grad():
-            mae = (predicted - batch["distance"]).abs().mean().item()
-        return loss, {"mae": mae}
+            metrics["mae"] = (predicted - distance).abs().mean().item()
+        return loss, metrics
 
 
 class ARTask(SequenceTask):

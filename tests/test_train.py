@@ -18,6 +18,7 @@ from tdlib.decode import Decoder
 from tdlib.env import Env
 from tdlib.evaluate import image_reliance, mutation_problems, one_step_solve_rate
 from tdlib.grammar import Grammar
+from tdlib.model import build_model
 from tdlib.mutation import Edit
 from tdlib.presets import preset
 from tdlib.tasks import make_task
@@ -302,7 +303,6 @@ def test_the_paper_preset_policy_has_16_image_tokens_and_a_masked_loss_that_trai
     model_config, _, examples = preset("paper", "policy", "csg2d")
     assert examples.masked_loss and model_config.pointer_positions
     task = make_task("policy", "csg2d", model_config, examples, 0)
-    from tdlib.model import build_model
     torch.manual_seed(0)
     model = build_model(model_config)
     batch = task.collate([task.example(i) for i in range(2)])
@@ -470,6 +470,36 @@ def test_a_value_network_can_start_from_a_policys_encoder_and_blocks(tmp_path):
     fresh.fit()  # and it trains from there
     with pytest.raises(checkpoint.CheckpointError, match="its encoder differs"):
         _value_from(tmp_path / "other", tmp_path / "source", encoder="nf_micro")
+
+
+@given(st.lists(st.tuples(st.floats(-5, 5), st.integers(1, 5)), min_size=1, max_size=8))
+@settings(max_examples=60, deadline=None)
+def test_the_pairwise_rank_loss_averages_over_every_ordered_pair(rows):
+    """Brute force over all pairs (i, j) with distance_i < distance_j."""
+    import math
+    from tdlib.tasks import pairwise_rank_loss
+    predicted = torch.tensor([p for p, _ in rows], dtype=torch.float64)
+    distance = torch.tensor([float(d) for _, d in rows], dtype=torch.float64)
+    terms = [math.log1p(math.exp(p_i - p_j)) for p_i, d_i in rows for p_j, d_j in rows
+             if d_i < d_j]
+    got = pairwise_rank_loss(predicted, distance).item()
+    assert got == pytest.approx(sum(terms) / len(terms) if terms else 0.0, rel=1e-9, abs=1e-12)
+
+
+def test_the_value_loss_adds_the_rank_term_when_weighted():
+    """The rank term is added to the loss and reported; a negative weight is refused."""
+    model, train, examples = preset("smoke", "value", "csg2d")
+    ranked = replace(model, value_rank_weight=1.0, value_bins=8)
+    task = make_task("value", "csg2d", ranked, examples, train.seed)
+    network = build_model(ranked)
+    batch = task.collate([task.example(i) for i in range(16)])
+    loss, metrics = task.loss(network, batch)
+    plain = replace(ranked, value_rank_weight=0.0)
+    base, base_metrics = make_task("value", "csg2d", plain, examples, train.seed).loss(network, batch)
+    assert "rank" in metrics and "rank" not in base_metrics
+    assert loss.item() == pytest.approx(base.item() + metrics["rank"], rel=1e-5)
+    with pytest.raises(ValueError, match="value_rank_weight"):
+        replace(plain, value_rank_weight=-1.0)
 
 
 @given(st.lists(st.tuples(st.integers(1, 6), st.booleans()), min_size=3, max_size=12))
