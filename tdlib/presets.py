@@ -182,7 +182,8 @@ _RAINBOW_STEPS = 16_000
 # bucketing existed, hence bucket_batches 1.
 SHIPPED_MODELS = {
     "csg2d_policy": ShippedModel("csg2d", "policy", 158_000, 8),
-    # the first value recipe (pooled image features, a regression), from before issue 12's
+    # the first value recipe (pooled image features, a regression), kept: retraining it would
+    # mean rerunning every CSG2D evaluation that reads it (README, issue 12)
     "csg2d_value": ShippedModel("csg2d", "value", 10_000, 1, _set(
         "encoder=nf_tiny", "encoder_stride=32", "prefix_tokens=4", "prefix_norm=False",
         "d_model=96", "value_layers=0", "value_bins=0")),

@@ -75,8 +75,8 @@ def record_value_run(name, folder, trainer, task, overrides, pairs: int = 1024) 
     from tdlib.evaluate import pixel_spearman, value_spearman
     trainer.model.eval()
     size, config = task.model_config.image_size, task.example_config
-    row = {"recipe": name, "env": task.env_name, "folder": folder, "minutes": round(trainer.seconds / 60, 1),
-           "step": trainer.step, "examples_seen": trainer.step * trainer.config.batch_size,
+    row = {"recipe": name, "env": task.env_name, "folder": folder,
+           "minutes": round(trainer.seconds / 60, 1), "step": trainer.step, "examples_seen": trainer.step * trainer.config.batch_size,
            "pairs": pairs,
            "spearman": round(value_spearman(trainer.model, task.env, pairs, size, 0, config), 4),
            "pixel_spearman": round(pixel_spearman(task.env, pairs, size, 0, config), 4),
