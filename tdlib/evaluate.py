@@ -173,18 +173,25 @@ def visible_edits(env, n: int, size: int, seed: int = 0,
     exactly how many visible edits are left, a reference for what an image-only value network can
     reach (not a strict bound: what a picture shows can hint at edits it does not show)."""
     maker = ExampleMaker(env, config or ExampleConfig(image_size=size))
+    if maker.config.mode != "path":
+        raise ValueError("visible_edits needs path-mode pairs (their distance is a path's length)")
     r = held_out_rng(seed, "value")
-    distances, visible = [], []
+    distances, visible, same_length = [], [], []
     for _ in range(n):
         example = maker.example(r)
+        # Algorithm 1 draws only where a subtree must be rebuilt small, so the re-walked path is
+        # almost always as long as the pair's own; the share that is, is reported
         path = edit_path(example.current, example.target, random.Random(0),
                          maker.config.sigma_small)
         renders = [env.render(program, size) for program in path]
         distances.append(example.distance)
+        same_length.append(len(path) - 1 == example.distance)
         visible.append(sum(not np.array_equal(a, b) for a, b in zip(renders, renders[1:])))
     distances, visible = np.array(distances, float), np.array(visible, float)
-    return {"visible_edit_share": float(visible.sum() / distances.sum()),
-            "visible_count_spearman": spearman(visible, distances)}
+    return {"mean_distance": float(distances.mean()),
+            "visible_edit_share": float(visible.sum() / distances.sum()),
+            "visible_count_spearman": spearman(visible, distances),
+            "same_path_length": float(np.mean(same_length))}
 
 
 def identical_pairs_ceiling(distances, identical) -> float:

@@ -85,11 +85,18 @@ def test_edit_places_of_an_oracle_and_of_a_policy_that_edits_what_already_matche
 
     table = edit_places(ScriptedDecoder(problems, oracle), ENV, problems, 32)
     assert len(table) == 24 and table["solved"].all()
-    assert set(table["place"]) <= {"a differing node", "around one"}
+    for (target, start), place in zip(problems, table["place"]):
+        path = oracle(start, target).path  # a new shape there, or the same shape changed below
+        differs = start.at(path).alt is not target.at(path).alt
+        assert place == ("a differing node" if differs else "around one")
 
-    def elsewhere(start, target):  # rewrite a matching subtree as it is: nothing changes
+    def elsewhere(start, target):
+        """Rewrite, as it is, a subtree that both programs share at the same place under the
+        same shapes (found by walking both trees, not by edit_place): nothing changes."""
+        in_target = set(_paths(target))
         for p in _paths(start):
-            if edit_place(Edit(p, start.at(p), start.at(p)), start, target) == "elsewhere":
+            if p in in_target and start.at(p) == target.at(p) and all(
+                    start.at(p[:i]).alt is target.at(p[:i]).alt for i in range(len(p))):
                 return Edit(p, start.at(p), start.at(p))
         return None
 
@@ -151,3 +158,16 @@ def test_visible_edits_counts_the_edits_that_change_a_pixel():
     assert none["visible_edit_share"] == 0 and np.isnan(none["visible_count_spearman"])
     csg2d = visible_edits(tdlib.make_env("csg2d"), 64, 32)
     assert 0 < csg2d["visible_edit_share"] < 1 and csg2d["visible_count_spearman"] < 1
+    assert csg2d["same_path_length"] > 0.9
+
+
+def test_visible_edits_walks_the_value_networks_held_out_pairs():
+    """The same pairs as value_pairs (hence invisible_pairs and value_spearman); path mode only."""
+    from dataclasses import replace
+    from tdlib.evaluate import invisible_pairs, visible_edits
+    from tdlib.examples import ExampleConfig
+    env = tdlib.make_env("csg2d")
+    walked, compared = visible_edits(env, 96, 32), invisible_pairs(env, 96, 32)
+    assert walked["mean_distance"] == compared["mean_distance"]
+    with pytest.raises(ValueError, match="path-mode"):
+        visible_edits(env, 4, 32, config=replace(ExampleConfig(image_size=32), mode="last_step"))

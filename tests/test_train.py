@@ -486,18 +486,22 @@ def test_the_pairwise_rank_loss_averages_over_every_ordered_pair(rows):
     assert got == pytest.approx(sum(terms) / len(terms) if terms else 0.0, rel=1e-9, abs=1e-12)
 
 
-def test_the_value_loss_adds_the_rank_term_when_weighted():
-    """The rank term is added to the loss and reported; a negative weight is refused."""
+@pytest.mark.parametrize("bins", [0, 8])
+def test_the_value_loss_adds_the_rank_term_when_weighted(bins):
+    """The weighted rank term is added to the loss (regression or distance bins) and reported; a
+    negative weight is refused."""
     model, train, examples = preset("smoke", "value", "csg2d")
-    ranked = replace(model, value_rank_weight=1.0, value_bins=8)
+    ranked = replace(model, value_rank_weight=0.5, value_bins=bins)
     task = make_task("value", "csg2d", ranked, examples, train.seed)
     network = build_model(ranked)
     batch = task.collate([task.example(i) for i in range(16)])
     loss, metrics = task.loss(network, batch)
     plain = replace(ranked, value_rank_weight=0.0)
-    base, base_metrics = make_task("value", "csg2d", plain, examples, train.seed).loss(network, batch)
+    plain_task = make_task("value", "csg2d", plain, examples, train.seed)
+    base, base_metrics = plain_task.loss(network, batch)
     assert "rank" in metrics and "rank" not in base_metrics
-    assert loss.item() == pytest.approx(base.item() + metrics["rank"], rel=1e-5)
+    assert metrics["rank"] > 0
+    assert loss.item() == pytest.approx(base.item() + 0.5 * metrics["rank"], rel=1e-5)
     with pytest.raises(ValueError, match="value_rank_weight"):
         replace(plain, value_rank_weight=-1.0)
 

@@ -45,12 +45,13 @@ CURVES_TABLE = TABLES / "recipe_curves.csv"
 
 def record_run(row: dict, table: Path = RUNS_TABLE) -> None:
     """Append ``row`` under the table's existing header (its columns must be the row's keys)."""
-    new = not table.exists()
+    new = not table.exists() or table.stat().st_size == 0
     fieldnames = list(row)
     if not new:
         with open(table, newline="") as f:
             header = next(csv.reader(f))
         if sorted(header) != sorted(row):
+            print(row)  # the run's result, not lost with the refusal
             raise ValueError(f"{table} has columns {header}, the row {sorted(row)}")
         fieldnames = header
     with open(table, "a", newline="") as f:
@@ -76,7 +77,8 @@ def record_value_run(name, folder, trainer, task, overrides, pairs: int = 1024) 
     trainer.model.eval()
     size, config = task.model_config.image_size, task.example_config
     row = {"recipe": name, "env": task.env_name, "folder": folder,
-           "minutes": round(trainer.seconds / 60, 1), "step": trainer.step, "examples_seen": trainer.step * trainer.config.batch_size,
+           "minutes": round(trainer.seconds / 60, 1), "step": trainer.step,
+           "examples_seen": trainer.step * trainer.config.batch_size,
            "pairs": pairs,
            "spearman": round(value_spearman(trainer.model, task.env, pairs, size, 0, config), 4),
            "pixel_spearman": round(pixel_spearman(task.env, pairs, size, 0, config), 4),
