@@ -311,6 +311,25 @@ def evaluate(task, model, n: int, seed: int = 0) -> dict:
         model.train(was_training)
 
 
+def _load_checkpoint(folder, device: str):
+    """A checkpoint's network, record, language, example config and (but for a value network)
+    greedy decoder."""
+    from tdlib.checkpoint import example_config, load_model
+    from tdlib.env import make_env
+    from tdlib.tokens import Tokenizer
+    model, record = load_model(folder, device)
+    env = make_env(model.config.env)
+    decoder = (None if model.config.kind == "value"
+               else Decoder(model, Tokenizer(env.grammar, model.config.max_positions)))
+    return model, record, env, example_config(record), decoder
+
+
+def _policy_problems(env, examples: ExampleConfig, n: int, k: int, seed: int):
+    """The held-out ``k``-mutation problems a policy checkpoint is measured on, drawn at the
+    sizes it was trained on."""
+    return mutation_problems(env, n, k, seed, examples.min_primitives, examples.max_primitives)
+
+
 def checkpoint_metrics(folder, n: int = 256, seed: int = 0, device: str = "cpu") -> list[dict]:
     """The one-step measurements of a checkpoint, as table rows (``results/tables/one_step.csv``).
 
@@ -318,15 +337,9 @@ def checkpoint_metrics(folder, n: int = 256, seed: int = 0, device: str = "cpu")
     ``n`` held-out pairs, and that of the pixel difference on the same pairs; ar: exact and
     visual reproduction; repl: next-step accuracy.
     """
-    from tdlib.checkpoint import example_config, load_model
-    from tdlib.env import make_env
     from tdlib.tasks import make_task
-    from tdlib.tokens import Tokenizer
-    model, record = load_model(folder, device)
+    model, record, env, examples, decoder = _load_checkpoint(folder, device)
     config = model.config
-    env = make_env(config.env)
-    examples = example_config(record)
-    lo, hi = examples.min_primitives, examples.max_primitives
     base = {"model": config.kind, "env": config.env, "checkpoint": str(folder),
             "step": record.get("step"), "n": n}
     if config.kind == "value":
@@ -334,13 +347,13 @@ def checkpoint_metrics(folder, n: int = 256, seed: int = 0, device: str = "cpu")
                     model, env, n, config.image_size, seed, examples)},
                 {**base, "metric": "pixel_spearman", "value": pixel_spearman(
                     env, n, config.image_size, seed, examples)}]
-    decoder = Decoder(model, Tokenizer(env.grammar, config.max_positions))
     if config.kind == "policy":
         return [{**base, "metric": f"solved_{k}_mutation", "value": one_step_solve_rate(
-            decoder, env, mutation_problems(env, n, k, seed, lo, hi), config.image_size, seed)}
+            decoder, env, _policy_problems(env, examples, n, k, seed), config.image_size, seed)}
             for k in (1, 2, 3)]
     if config.kind == "ar":
-        result = ar_reproduction(decoder, env, n, config.image_size, seed, lo, hi)
+        result = ar_reproduction(decoder, env, n, config.image_size, seed,
+                                 examples.min_primitives, examples.max_primitives)
         return [{**base, "metric": k, "value": v} for k, v in result.items()]
     task = make_task("repl", config.env, config, examples, seed)
     return [{**base, "metric": "repl_step_acc", "value": repl_accuracy(decoder, task, n, seed)}]
@@ -351,24 +364,16 @@ def checkpoint_edit_places(folder, n: int = 256, seed: int = 0, mutations=(1, 2,
     """For a policy checkpoint, the share of ``k``-mutation problems (those of
     :func:`checkpoint_metrics`) whose one greedy edit acts at each place of :data:`EDIT_PLACES`,
     solved or not: one row per (mutations, place, solved)."""
-    from tdlib.checkpoint import example_config, load_model
-    from tdlib.env import make_env
-    from tdlib.tokens import Tokenizer
-    model, record = load_model(folder, device)
-    config = model.config
-    if config.kind != "policy":
-        raise ValueError(f"{folder} holds a {config.kind} network, not a policy")
-    env = make_env(config.env)
-    examples = example_config(record)
-    decoder = Decoder(model, Tokenizer(env.grammar, config.max_positions))
+    model, _, env, examples, decoder = _load_checkpoint(folder, device)
+    if model.config.kind != "policy":
+        raise ValueError(f"{folder} holds a {model.config.kind} network, not a policy")
     rows = []
     for k in mutations:
-        problems = mutation_problems(env, n, k, seed, examples.min_primitives,
-                                     examples.max_primitives)
-        places = edit_places(decoder, env, problems, config.image_size, seed)
+        places = edit_places(decoder, env, _policy_problems(env, examples, n, k, seed),
+                             model.config.image_size, seed)
         for place in EDIT_PLACES:
             for solved in (True, False):
                 share = ((places["place"] == place) & (places["solved"] == solved)).mean()
-                rows.append({"env": config.env, "mutations": k, "place": place,
+                rows.append({"env": model.config.env, "mutations": k, "place": place,
                              "solved": solved, "share": float(share)})
     return pd.DataFrame(rows)

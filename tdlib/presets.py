@@ -80,6 +80,7 @@ _POLICY = {"cpu": dict(encoder="nf_micro", d_model=64, prefix_tokens=16, encoder
 # time.
 _VALUE = {"cpu": dict(encoder="nf_micro", d_model=64, prefix_tokens=16, encoder_stride=16,
                       prefix_norm=True, value_layers=3, value_bins=16)}
+_RECIPES = {"policy": _POLICY, "value": _VALUE}  # per kind, per preset, over _MODEL
 _TRAIN = {
     "smoke": dict(steps=30, batch_size=8, lr=1e-3, warmup_steps=5, workers=0, bucket_batches=2,
                   log_every=5,
@@ -111,8 +112,7 @@ def preset(name: str, kind: str = "policy", env: str = "csg2d",
     model = ModelConfig(kind=kind, env=env, channels=language.channels,
                         vocab_size=tokenizer.vocab_size, pos_offset=tokenizer.pos_offset,
                         use_current_image="no_current_image" not in ablations,
-                        **{**_MODEL[name], **{"policy": _POLICY, "value": _VALUE}.get(
-                            kind, {}).get(name, {})})
+                        **{**_MODEL[name], **_RECIPES.get(kind, {}).get(name, {})})
     examples = ExampleConfig(image_size=model.image_size,
                              masked_loss=kind == "policy" and name in _POLICY)
     if "last_step" in ablations:
