@@ -94,6 +94,15 @@ def read_record(folder: str | Path) -> dict:
     return record
 
 
+def trained_further_from(record: dict) -> dict:
+    """The record of the checkpoint whose weights this network was trained further from (``tdlib
+    train --init`` from one of the same kind and language), or ``{}``: a network started from
+    another kind (a value network from a policy) or language (the sketch policy) starts anew."""
+    started = record.get("initialised_from") or {}
+    same = (started.get("kind"), started.get("env")) == (record.get("kind"), record.get("env"))
+    return started if same else {}
+
+
 def _load_tensors(path: Path, device="cpu") -> dict:
     if not path.exists():
         raise CheckpointError(f"{path} is missing")

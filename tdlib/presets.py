@@ -194,9 +194,13 @@ SHIPPED_MODELS = {
     "csg2d-sketch_policy": ShippedModel("csg2d-sketch", "policy", 14_000, 8, ("--lr", "0.0003"),
                                         init="csg2d_policy"),
     "csg2d-sketch_ar": ShippedModel("csg2d-sketch", "ar", 8_000),
-    "tinysvg_policy": ShippedModel("tinysvg", "policy", 26_000, 8),
-    # from the TinySVG policy's encoder and blocks
-    "tinysvg_value": ShippedModel("tinysvg", "value", 36_000, 8, init="tinysvg_policy"),
+    # the TinySVG policy's first hour; the value network starts from its encoder and blocks
+    "tinysvg_policy_26k": ShippedModel("tinysvg", "policy", 26_000, 8),
+    # trained further from those weights on fresh examples (seed 1), a second cosine: the
+    # policy that search uses (its model.json keeps the first piece's record)
+    "tinysvg_policy": ShippedModel("tinysvg", "policy", 50_000, 8, ("--seed", "1"),
+                                   init="tinysvg_policy_26k"),
+    "tinysvg_value": ShippedModel("tinysvg", "value", 36_000, 8, init="tinysvg_policy_26k"),
     "tinysvg_ar": ShippedModel("tinysvg", "ar", 6_000),
     "rainbow_ar": ShippedModel("rainbow", "ar", 3_000),
     "rainbow_policy_full": ShippedModel("rainbow", "policy", _RAINBOW_STEPS, 8, _RAINBOW_ARM),

@@ -110,6 +110,9 @@ class Trainer:
         # with a new schedule (a warm restart, an anneal) keeps the whole recipe in its record
         self.history: list[dict] = []
         self.started_at = 0
+        # what the weights of a --init run started from (its step, examples and minutes), so that
+        # a network trained further from a shipped one still says everything it has seen
+        self.initialised_from: dict | None = None
         if resume:
             self._resume()
         elif train_config.init_from:
@@ -133,7 +136,8 @@ class Trainer:
                 "history": self.history + [{"from_step": self.started_at,
                                             "git_commit": checkpoint.git_commit(),
                                             "command": self.command,
-                                            "train": self.config.to_dict()}]}
+                                            "train": self.config.to_dict()}],
+                **({"initialised_from": self.initialised_from} if self.initialised_from else {})}
 
     def _initialise(self, folder: Path):
         record = checkpoint.read_record(folder)
@@ -143,6 +147,10 @@ class Trainer:
         else:  # e.g. a value network that starts from what a policy has learnt of images
             shared = checkpoint.load_shared_weights(self.model, folder)
             what = f"the {len(shared)} {record.get('kind')} tensors shared with this {self.task.kind}"
+        self.initialised_from = {"folder": str(folder), "what": what,
+                                 **{key: record.get(key) for key in (
+                                     "kind", "env", "step", "examples_seen", "train_seconds",
+                                     "git_commit", "command", "history", "initialised_from")}}
         if self.rank == 0:
             print(f"starting from {what} of {folder} (step {record.get('step')})")
 
@@ -175,6 +183,7 @@ class Trainer:
             {"from_step": 0, "git_commit": record.get("git_commit"),
              "command": record.get("command"), "train": record.get("train")}])
         self.started_at = self.step
+        self.initialised_from = record.get("initialised_from")
         if self.history and self.history[-1]["command"] == self.command \
                 and self.history[-1]["train"] == self.config.to_dict():
             self.started_at = self.history.pop()["from_step"]  # the same piece, continued

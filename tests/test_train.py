@@ -439,10 +439,27 @@ def test_a_run_can_start_from_another_checkpoints_weights(tmp_path):
     tuned.fit()
     record = json.loads((tmp_path / "tuned" / "model.json").read_text())
     assert record["train"]["init_from"] == str(tmp_path / "source")
+    # the record keeps what the starting weights had seen
+    source_record = json.loads((tmp_path / "source" / "model.json").read_text())
+    started = record["initialised_from"]
+    assert (started["folder"], started["kind"], started["env"], started["step"],
+            started["examples_seen"], started["history"]) == (
+        str(tmp_path / "source"), "policy", "csg2d", 6, source_record["examples_seen"],
+        source_record["history"])
+    # fine-tuned on another language: a new network, not the source trained further
+    assert checkpoint.trained_further_from(record) == {}
+    further = smoke_trainer(tmp_path / "further", steps=2, checkpoint_every=100,
+                            init_from=str(tmp_path / "source"))
+    further.fit()
+    further_record = json.loads((tmp_path / "further" / "model.json").read_text())
+    assert checkpoint.trained_further_from(further_record)["step"] == 6
     resumed = smoke_trainer(tmp_path / "tuned", "policy", "csg2d-sketch", steps=4,
                             checkpoint_every=100, init_from=str(tmp_path / "source"), resume=True)
     for key, value in tuned.model.state_dict().items():  # resume loads its own weights
         assert torch.equal(resumed.model.state_dict()[key], value)
+    resumed.save()  # and keeps where they came from
+    assert json.loads((tmp_path / "tuned" / "model.json").read_text())[
+        "initialised_from"] == started
     with pytest.raises(checkpoint.CheckpointError, match="does not fit"):
         smoke_trainer(tmp_path / "other", "policy", "tinysvg", steps=2,
                       init_from=str(tmp_path / "source"))
