@@ -191,8 +191,13 @@ SHIPPED_MODELS = {
     "csg2d_ar": ShippedModel("csg2d", "ar", 8_000, 1),
     "csg2d_repl": ShippedModel("csg2d", "repl", 6_000, 1),
     # fine-tuned on sketches from the CSG2D policy's weights (the same grammar and network)
-    "csg2d-sketch_policy": ShippedModel("csg2d-sketch", "policy", 14_000, 8, ("--lr", "0.0003"),
-                                        init="csg2d_policy"),
+    "csg2d-sketch_policy_14k": ShippedModel("csg2d-sketch", "policy", 14_000, 8,
+                                            ("--lr", "0.0003"), init="csg2d_policy"),
+    # trained further from those weights on fresh sketches (seed 1), a second cosine: the sketch
+    # policy that search uses (its model.json keeps the first piece's record)
+    "csg2d-sketch_policy": ShippedModel("csg2d-sketch", "policy", 40_000, 8,
+                                        ("--lr", "0.0003", "--seed", "1"),
+                                        init="csg2d-sketch_policy_14k"),
     "csg2d-sketch_ar": ShippedModel("csg2d-sketch", "ar", 8_000),
     # the TinySVG policy's first hour; the value network starts from its encoder and blocks
     "tinysvg_policy_26k": ShippedModel("tinysvg", "policy", 26_000, 8),
