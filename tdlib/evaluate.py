@@ -2,7 +2,9 @@
 
 * policy: one greedy edit on problems made by ``k`` small mutations of a held-out target; solved
   when the clean render of the edited program matches the target's (the paper's goal check);
-* value: Spearman correlation of predicted against true edit-path distance;
+* value: Spearman correlation of predicted against true edit-path distance, and references for
+  what the images show of it (:func:`invisible_pairs`, :func:`visible_edits`,
+  :func:`differing_shapes`);
 * ar: share of targets whose greedy decoding reproduces the program exactly, and visually;
 * repl: next-step accuracy (operator and shape exactly right) under greedy decoding;
 * any token-emitting kind: :func:`image_reliance`, how much of its loss the images explain.
@@ -14,6 +16,7 @@ training stream.
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -192,6 +195,46 @@ def visible_edits(env, n: int, size: int, seed: int = 0,
             "visible_edit_share": float(visible.sum() / distances.sum()),
             "visible_count_spearman": spearman(visible, distances),
             "same_path_length": float(np.mean(same_length))}
+
+
+def shape_difference(env, current, target) -> tuple[int, int]:
+    """How two programs' drawings differ, for a renderer with a drawing list (``shapes``, as
+    TinySVG's): the number of the target's placed shapes (kind, centre, size, colours) that the
+    current drawing lacks, and the same count with the centres left out (what changed in the
+    shapes themselves rather than where a layout put them)."""
+    draw = getattr(env.renderer, "shapes", None)
+    if draw is None:
+        raise ValueError(f"{env.name}'s renderer has no drawing list of placed shapes")
+    have, want = draw(env.tree(current).root), draw(env.tree(target).root)
+    without_centre = [lambda s: s, lambda s: s[:1] + s[3:]]  # (kind, cx, cy, w, h, ...)
+    return tuple(sum((Counter(map(f, want)) - Counter(map(f, have))).values())
+                 for f in without_centre)
+
+
+def differing_shapes(env, n: int, size: int, seed: int = 0,
+                     config: ExampleConfig | None = None) -> dict:
+    """On the held-out value pairs (those of :func:`value_pairs`), how well the number of shapes
+    that differ predicts the path distance, for a language whose layout places shapes (TinySVG's
+    ``Arrange``): the Spearman correlation with the distance of the number of the target's
+    placed shapes missing from the current drawing and of the same count without centres, and
+    the share of one-edit pairs in which more than one placed shape differs (one edit of a size
+    moves every shape laid out after it).  A perfect shape counter does no better than these."""
+    maker = ExampleMaker(env, config or ExampleConfig(image_size=size))
+    r = held_out_rng(seed, "value")
+    distances, placed, unplaced = [], [], []
+    for _ in range(n):
+        example = maker.example(r)
+        moved, changed = shape_difference(env, example.current, example.target)
+        distances.append(example.distance)
+        placed.append(moved)
+        unplaced.append(changed)
+    distances, placed = np.array(distances, float), np.array(placed, float)
+    one_edit = distances == 1
+    return {"mean_distance": float(distances.mean()),
+            "placed_shapes_spearman": spearman(placed, distances),
+            "unplaced_shapes_spearman": spearman(unplaced, distances),
+            "one_edit_many_shapes_share": float((placed[one_edit] > 1).mean())
+            if one_edit.any() else float("nan")}
 
 
 def identical_pairs_ceiling(distances, identical) -> float:

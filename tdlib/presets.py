@@ -179,8 +179,8 @@ _RAINBOW_ARM = _set("n_layers=2", "train.eval_every=4000")
 _RAINBOW_STEPS = 16_000
 
 # What ships in results/checkpoints/, each trained on the 2-core CPU (the command, and for a run
-# made in pieces every piece, is in its model.json).  The first four were trained before length
-# bucketing existed, hence bucket_batches 1.
+# made in pieces every piece, is in its model.json).  The first value, AR and REPL models of CSG2D
+# were trained before length bucketing existed, hence bucket_batches 1.
 SHIPPED_MODELS = {
     "csg2d_policy": ShippedModel("csg2d", "policy", 158_000, 8),
     # the first value recipe (pooled image features, a regression), kept: retraining it would

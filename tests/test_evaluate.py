@@ -5,6 +5,7 @@
 import random
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -171,3 +172,40 @@ def test_visible_edits_walks_the_value_networks_held_out_pairs():
     assert walked["mean_distance"] == compared["mean_distance"]
     with pytest.raises(ValueError, match="path-mode"):
         visible_edits(env, 4, 32, config=replace(ExampleConfig(image_size=32), mode="last_step"))
+
+
+def test_shape_difference_counts_shapes_a_layout_moves():
+    """Worked by hand: in a row, changing a colour changes one shape; widening the first shape
+    changes it and moves the two laid out after it, whose own attributes stay the same; in a
+    column, so does a taller first shape."""
+    from tdlib.evaluate import shape_difference
+    env = tdlib.make_env("tinysvg")
+    row = "(Arrange h (Rectangle {} 2 red none 1) (Arrange h (Ellipse 2 2 blue none 1) " \
+          "(Rectangle 2 3 green none 1) 1) 1)"
+    start = row.format(2)
+    assert shape_difference(env, start, start) == (0, 0)
+    recoloured = start.replace("blue", "black")
+    assert shape_difference(env, start, recoloured) == (1, 1)
+    assert shape_difference(env, start, row.format(5)) == (3, 1)
+    column = "(Arrange v (Rectangle 2 {} red none 1) (Ellipse 2 2 blue none 1) 1)"
+    assert shape_difference(env, column.format(2), column.format(5)) == (2, 1)
+    with pytest.raises(ValueError, match="drawing list"):
+        shape_difference(tdlib.make_env("csg2d"), "(Circle 1 2 3)", "(Circle 1 2 3)")
+
+
+def test_differing_shapes_walks_the_value_networks_held_out_pairs():
+    from tdlib.evaluate import differing_shapes, invisible_pairs, shape_difference
+    from tdlib.examples import ExampleConfig, ExampleMaker
+    from tdlib.evaluate import held_out_rng
+    env = tdlib.make_env("tinysvg")
+    result = differing_shapes(env, 64, 32)
+    assert result["mean_distance"] == invisible_pairs(env, 64, 32)["mean_distance"]
+    # brute force over the same pairs: the share of one-edit pairs with several shapes changed
+    maker, r = ExampleMaker(env, ExampleConfig(image_size=32)), held_out_rng(0, "value")
+    pairs = [maker.example(r) for _ in range(64)]
+    placed = [shape_difference(env, p.current, p.target)[0] for p in pairs]
+    many = [moved > 1 for moved, p in zip(placed, pairs) if p.distance == 1]
+    assert result["one_edit_many_shapes_share"] == pytest.approx(np.mean(many))
+    ranks = [pd.Series(x).rank().to_numpy() for x in (placed, [p.distance for p in pairs])]
+    reference = np.corrcoef(*ranks)[0, 1]  # Pearson on average ranks: Spearman with ties
+    assert result["placed_shapes_spearman"] == pytest.approx(reference)
