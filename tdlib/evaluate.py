@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from itertools import islice
 
 import numpy as np
 import pandas as pd
@@ -111,14 +112,19 @@ def edit_places(decoder: Decoder, env, problems, size: int, seed: int = 0,
     return pd.DataFrame(rows, columns=["place", "solved"])
 
 
+def value_examples(env, n: int, seed: int, config: ExampleConfig):
+    """The ``n`` held-out examples whose (current, target, distance) are the value networks'
+    held-out pairs: every value measurement walks these."""
+    maker, r = ExampleMaker(env, config), held_out_rng(seed, "value")
+    return (maker.example(r) for _ in range(n))
+
+
 def value_pairs(env, n: int, size: int, seed: int = 0, config: ExampleConfig | None = None,
                 batch: int = 64):
     """The held-out (current, target, true path distance) pairs that value networks are
     measured on, in chunks of ``batch``: ``B x C x H x W`` images and a list of distances."""
-    maker = ExampleMaker(env, config or ExampleConfig(image_size=size))
-    r = held_out_rng(seed, "value")
-    for i in range(0, n, batch):
-        examples = [maker.example(r) for _ in range(min(batch, n - i))]
+    stream = value_examples(env, n, seed, config or ExampleConfig(image_size=size))
+    while examples := list(islice(stream, batch)):
         cur = torch.from_numpy(np.stack([e.current_image for e in examples])).permute(0, 3, 1, 2)
         tgt = torch.from_numpy(np.stack([e.target_image for e in examples])).permute(0, 3, 1, 2)
         yield cur, tgt, [e.distance for e in examples]
@@ -175,17 +181,14 @@ def visible_edits(env, n: int, size: int, seed: int = 0,
     that are visible and the Spearman correlation with the true distance of a predictor that knows
     exactly how many visible edits are left, a reference for what an image-only value network can
     reach (not a strict bound: what a picture shows can hint at edits it does not show)."""
-    maker = ExampleMaker(env, config or ExampleConfig(image_size=size))
-    if maker.config.mode != "path":
+    config = config or ExampleConfig(image_size=size)
+    if config.mode != "path":
         raise ValueError("visible_edits needs path-mode pairs (their distance is a path's length)")
-    r = held_out_rng(seed, "value")
     distances, visible, same_length = [], [], []
-    for _ in range(n):
-        example = maker.example(r)
+    for example in value_examples(env, n, seed, config):
         # Algorithm 1 draws only where a subtree must be rebuilt small, so the re-walked path is
         # almost always as long as the pair's own; the share that is, is reported
-        path = edit_path(example.current, example.target, random.Random(0),
-                         maker.config.sigma_small)
+        path = edit_path(example.current, example.target, random.Random(0), config.sigma_small)
         renders = [env.render(program, size) for program in path]
         distances.append(example.distance)
         same_length.append(len(path) - 1 == example.distance)
@@ -206,9 +209,9 @@ def shape_difference(env, current, target) -> tuple[int, int]:
     if draw is None:
         raise ValueError(f"{env.name}'s renderer has no drawing list of placed shapes")
     have, want = draw(env.tree(current).root), draw(env.tree(target).root)
-    without_centre = [lambda s: s, lambda s: s[:1] + s[3:]]  # (kind, cx, cy, w, h, ...)
-    return tuple(sum((Counter(map(f, want)) - Counter(map(f, have))).values())
-                 for f in without_centre)
+    placed, unplaced = (lambda s: s), (lambda s: s[:1] + s[3:])  # (kind, cx, cy, w, h, ...)
+    return tuple(sum((Counter(map(key, want)) - Counter(map(key, have))).values())
+                 for key in (placed, unplaced))
 
 
 def differing_shapes(env, n: int, size: int, seed: int = 0,
@@ -219,11 +222,8 @@ def differing_shapes(env, n: int, size: int, seed: int = 0,
     placed shapes missing from the current drawing and of the same count without centres, and
     the share of one-edit pairs in which more than one placed shape differs (one edit of a size
     moves every shape laid out after it).  A perfect shape counter does no better than these."""
-    maker = ExampleMaker(env, config or ExampleConfig(image_size=size))
-    r = held_out_rng(seed, "value")
     distances, placed, unplaced = [], [], []
-    for _ in range(n):
-        example = maker.example(r)
+    for example in value_examples(env, n, seed, config or ExampleConfig(image_size=size)):
         moved, changed = shape_difference(env, example.current, example.target)
         distances.append(example.distance)
         placed.append(moved)
