@@ -199,13 +199,14 @@ SHIPPED_MODELS = {
                                         ("--lr", "0.0003", "--seed", "1"),
                                         init="csg2d-sketch_policy_14k"),
     "csg2d-sketch_ar": ShippedModel("csg2d-sketch", "ar", 8_000),
-    # the TinySVG policy's first hour; the value network starts from its encoder and blocks
+    # the TinySVG policy's first hour
     "tinysvg_policy_26k": ShippedModel("tinysvg", "policy", 26_000, 8),
     # trained further from those weights on fresh examples (seed 1), a second cosine: the
     # policy that search uses (its model.json keeps the first piece's record)
     "tinysvg_policy": ShippedModel("tinysvg", "policy", 50_000, 8, ("--seed", "1"),
                                    init="tinysvg_policy_26k"),
-    "tinysvg_value": ShippedModel("tinysvg", "value", 36_000, 8, init="tinysvg_policy_26k"),
+    # starts from the policy's encoder and blocks (issue 12's value recipe)
+    "tinysvg_value": ShippedModel("tinysvg", "value", 27_000, 8, init="tinysvg_policy"),
     "tinysvg_ar": ShippedModel("tinysvg", "ar", 6_000),
     "rainbow_ar": ShippedModel("rainbow", "ar", 3_000),
     "rainbow_policy_full": ShippedModel("rainbow", "policy", _RAINBOW_STEPS, 8, _RAINBOW_ARM),

@@ -9,7 +9,7 @@ from tdlib.presets import SHIPPED_MODELS, shipped_folder
 
 MAX_BYTES = 20 * 2 ** 20
 # shipped checkpoints started with --init before the trainer recorded the source's record
-_INIT_BEFORE_PROVENANCE = {"csg2d-sketch_policy_14k", "tinysvg_value"}
+_INIT_BEFORE_PROVENANCE = {"csg2d-sketch_policy_14k"}
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_MODELS))
