@@ -195,7 +195,7 @@ SHIPPED_MODELS = {
         "d_model=96", "value_layers=0", "value_bins=0")),
     "csg2d_ar": ShippedModel("csg2d", "ar", 8_000, 1),
     "csg2d_repl": ShippedModel("csg2d", "repl", 6_000, 1),
-    # fine-tuned on sketches from the CSG2D policy's weights (the same grammar and network)
+    # fine-tuned on sketches from the CSG2D policy's first 5 hours (the same grammar and network)
     "csg2d-sketch_policy_14k": ShippedModel("csg2d-sketch", "policy", 14_000, 8,
                                             ("--lr", "0.0003"), init="csg2d_policy_158k"),
     # trained further from those weights on fresh sketches (seed 1), a second cosine: the sketch
