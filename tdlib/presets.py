@@ -182,7 +182,12 @@ _RAINBOW_STEPS = 16_000
 # made in pieces every piece, is in its model.json).  The first value, AR and REPL models of CSG2D
 # were trained before length bucketing existed, hence bucket_batches 1.
 SHIPPED_MODELS = {
-    "csg2d_policy": ShippedModel("csg2d", "policy", 158_000, 8),
+    # the CSG2D policy's first 158,000 steps (5.06 M examples), made in pieces by tools/policy_ab.py
+    "csg2d_policy_158k": ShippedModel("csg2d", "policy", 158_000, 8),
+    # trained further from those weights on fresh examples (seed 1), a third cosine: the policy
+    # that search uses (its model.json keeps the earlier pieces' records)
+    "csg2d_policy": ShippedModel("csg2d", "policy", 52_000, 8,
+                                 ("--lr", "0.0007", "--seed", "1"), init="csg2d_policy_158k"),
     # the first value recipe (pooled image features, a regression), kept: retraining it would
     # mean rerunning every CSG2D evaluation that reads it (README, issue 12)
     "csg2d_value": ShippedModel("csg2d", "value", 10_000, 1, _set(
@@ -190,9 +195,9 @@ SHIPPED_MODELS = {
         "d_model=96", "value_layers=0", "value_bins=0")),
     "csg2d_ar": ShippedModel("csg2d", "ar", 8_000, 1),
     "csg2d_repl": ShippedModel("csg2d", "repl", 6_000, 1),
-    # fine-tuned on sketches from the CSG2D policy's weights (the same grammar and network)
+    # fine-tuned on sketches from the CSG2D policy's first 5 hours (the same grammar and network)
     "csg2d-sketch_policy_14k": ShippedModel("csg2d-sketch", "policy", 14_000, 8,
-                                            ("--lr", "0.0003"), init="csg2d_policy"),
+                                            ("--lr", "0.0003"), init="csg2d_policy_158k"),
     # trained further from those weights on fresh sketches (seed 1), a second cosine: the sketch
     # policy that search uses (its model.json keeps the first piece's record)
     "csg2d-sketch_policy": ShippedModel("csg2d-sketch", "policy", 40_000, 8,

@@ -219,3 +219,30 @@ def test_arm_one_step_puts_every_arm_to_the_same_problems(tmp_path):
         expected = one_step_solve_rate(decoder, env, mutation_problems(env, 12, k, 0),
                                        model.config.image_size, 0)
         assert by_arm.loc[k, "full"] == expected
+
+
+def test_doubling_fit_recovers_a_log_linear_curve_and_reads_off_a_bar():
+    examples = np.array([1.25e5, 5e5, 1e6, 3e6, 6.7e6])
+    rates = 0.12 + 0.04 * np.log2(examples / 1e6)
+    per_doubling, at_1m = results.doubling_fit(examples, rates)
+    assert per_doubling == pytest.approx(0.04) and at_1m == pytest.approx(0.12)
+    needed = results.examples_to_reach(0.5, per_doubling, at_1m)
+    # 0.38 above the 1 M rate at 0.04 a doubling: 9.5 doublings
+    assert needed == pytest.approx(1e6 * 2 ** 9.5)
+    assert results.examples_to_reach(0.5, 0.0, 0.3) == float("inf")
+
+
+def test_doubling_fit_matches_an_independent_least_squares_solve(rng):
+    examples = rng.uniform(1e5, 1e7, 12)
+    rates = rng.uniform(0, 0.4, 12)
+    x = np.log2(examples / 1e6)
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    expected, *_ = np.linalg.lstsq(design, rates, rcond=None)
+    assert results.doubling_fit(examples, rates) == pytest.approx(tuple(expected))
+
+
+def test_doubling_fit_refuses_what_no_line_fits():
+    with pytest.raises(ValueError, match="two or more distinct"):
+        results.doubling_fit([1e6, 1e6], [0.1, 0.2])
+    with pytest.raises(ValueError, match="one length"):
+        results.doubling_fit([1e6, 2e6, 4e6], [0.1, 0.2])

@@ -9,8 +9,8 @@ Two runs share the machine, each a ``tdlib train`` process with its own DataLoad
 (the card is fast, examples are made on its CPU cores):
 
 - ``paper``: the paper's network (NF-ResNet-26, d 256, 8 layers, 128 px) from scratch;
-- ``cpu_refined``: the shipped cpu-preset policy (``results/checkpoints/csg2d_policy``) trained
-  further on fresh examples (seed 1: the shipped run saw seed 0's), a drop-in for the CPU search.
+- ``cpu_refined``: the cpu-preset policy of 5.06 M examples (``results/checkpoints/csg2d_policy_158k``)
+  trained further on fresh examples (seed 1: its own run saw seed 0's), a drop-in for the CPU search.
 
 A run's learning-rate schedule must end when its time does, but its speed on that machine is
 unknown beforehand: phase 1 trains a quarter of the time at a flat rate (a 10M-step cosine) and
@@ -18,7 +18,7 @@ measures steps/s; phase 2 resumes it exactly (``--resume``) with ``steps`` set t
 of the time allows and the cosine restarted there (``train.restart_step``), so it anneals to the
 end.  Then every run is measured on the GPU as ``results/tables/one_step.csv`` measures on the
 CPU (one greedy edit on 256 held-out 1-, 2- and 3-mutation problems, seed 0; the image-reliance
-gap on 512 held-out examples), the shipped CPU policy included as the control.  ``--out`` gets a
+gap on 512 held-out examples), the CPU policy it starts from included as the control.  ``--out`` gets a
 log per run, each checkpoint folder without its optimizer state (``<run>.tar.gz``; the paper
 network's 85 MB of weights stay behind) and ``summary.json`` with the card, examples/s and
 metrics.
@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_POLICY = ROOT / "results" / "checkpoints" / "csg2d_policy"
+START_POLICY = ROOT / "results" / "checkpoints" / "csg2d_policy_158k"
 LONG_SCHEDULE = 10_000_000  # phase 1's cosine length: the rate stays flat for its minutes
 
 
@@ -51,7 +51,7 @@ def run_args(smoke: bool) -> dict[str, dict]:
                       "--lr", "5e-4", "--workers", "1" if smoke else "6",
                       "--set", "train.warmup_steps=300", "--set", "train.eval_every=1500",
                       "--set", f"train.log_every={2 if smoke else 50}"]
-    refined = common + ["--preset", "cpu", "--init", str(SHIPPED_POLICY), "--seed", "1",
+    refined = common + ["--preset", "cpu", "--init", str(START_POLICY), "--seed", "1",
                         "--batch-size", "16" if smoke else "256", "--lr", "5e-4",
                         "--workers", "1" if smoke else "8",
                         "--set", "train.warmup_steps=200", "--set", "train.eval_every=3000",
@@ -196,14 +196,14 @@ def main(argv=None) -> int:
         thread.join()
     summary["train_wall_s"] = round(time.time() - started, 1)
     n = 16 if args.smoke else 256
-    folders = {name: work / name for name in args.runs} | {"shipped_cpu_policy": SHIPPED_POLICY}
+    folders = {name: work / name for name in args.runs} | {"shipped_cpu_policy": START_POLICY}
     for name, folder in folders.items():
         entry = summary["runs"].setdefault(name, {})
         try:
             entry["metrics"] = measure(folder, n, device)
         except Exception as err:  # one run's failure must not lose the others' numbers
             entry["metrics_error"] = f"{type(err).__name__}: {err}"
-        if folder != SHIPPED_POLICY and folder.exists():
+        if folder != START_POLICY and folder.exists():
             pack(folder, out / f"{name}.tar.gz")
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
         print(name, json.dumps(entry, indent=1), flush=True)
