@@ -179,8 +179,8 @@ _RAINBOW_ARM = _set("n_layers=2", "train.eval_every=4000")
 _RAINBOW_STEPS = 16_000
 
 # What ships in results/checkpoints/, each trained on the 2-core CPU (the command, and for a run
-# made in pieces every piece, is in its model.json).  The first value, AR and REPL models of CSG2D
-# were trained before length bucketing existed, hence bucket_batches 1.
+# made in pieces every piece, is in its model.json).  The AR and REPL models of CSG2D were
+# trained before length bucketing existed, hence bucket_batches 1.
 SHIPPED_MODELS = {
     # the CSG2D policy's first 158,000 steps (5.06 M examples), made in pieces by tools/policy_ab.py
     "csg2d_policy_158k": ShippedModel("csg2d", "policy", 158_000, 8),
@@ -188,11 +188,10 @@ SHIPPED_MODELS = {
     # that search uses (its model.json keeps the earlier pieces' records)
     "csg2d_policy": ShippedModel("csg2d", "policy", 52_000, 8,
                                  ("--lr", "0.0007", "--seed", "1"), init="csg2d_policy_158k"),
-    # the first value recipe (pooled image features, a regression), kept: retraining it would
-    # mean rerunning every CSG2D evaluation that reads it (README, issue 12)
-    "csg2d_value": ShippedModel("csg2d", "value", 10_000, 1, _set(
-        "encoder=nf_tiny", "encoder_stride=32", "prefix_tokens=4", "prefix_norm=False",
-        "d_model=96", "value_layers=0", "value_bins=0")),
+    # starts from the policy's first 158,000 steps (issue 12's value recipe); made in two pieces,
+    # 25,000 steps and a warm restart to 61,000 (the learning rate's second cosine)
+    "csg2d_value": ShippedModel("csg2d", "value", 61_000, 8, _set("train.restart_step=25000"),
+                                init="csg2d_policy_158k"),
     "csg2d_ar": ShippedModel("csg2d", "ar", 8_000, 1),
     "csg2d_repl": ShippedModel("csg2d", "repl", 6_000, 1),
     # fine-tuned on sketches from the CSG2D policy's first 5 hours (the same grammar and network)

@@ -1,5 +1,7 @@
 """The checkpoints in results/checkpoints/: complete, small, loadable, and made as registered."""
 
+import json
+
 import pytest
 import torch
 
@@ -9,7 +11,7 @@ from tdlib.presets import SHIPPED_MODELS, shipped_folder
 
 MAX_BYTES = 20 * 2 ** 20
 # shipped checkpoints started with --init before the trainer recorded the source's record
-_INIT_BEFORE_PROVENANCE = {"csg2d-sketch_policy_14k"}
+_INIT_BEFORE_PROVENANCE = {"csg2d-sketch_policy_14k", "csg2d_value"}
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_MODELS))
@@ -70,3 +72,31 @@ def test_a_fine_tuned_checkpoint_starts_from_a_shipped_one_made_before_it(name):
     assert {k: started[k] for k in ("kind", "env", "step", "examples_seen", "train_seconds",
                                     "history")} == {
         k: source[k] for k in ("kind", "env", "step", "examples_seen", "train_seconds", "history")}
+
+
+def test_every_committed_evaluation_read_the_checkpoints_that_ship():
+    """A retrained checkpoint ships together with the reruns of every evaluation that reads it
+    (README): the network versions each run in results/eval/ records are those of the checkpoints
+    in results/checkpoints/ (the shipped one of its language, or the arm its settings name)."""
+    from tdlib import testsets
+    from tdlib.experiment import default_model_folder
+    root = shipped_folder("csg2d_ar").parents[2]
+    runs = sorted((root / "results" / "eval").glob("*.csv.json"))
+    assert runs, "no committed evaluations"
+    env_of = {}
+    mismatches = []
+    for settings in runs:
+        run = json.loads(settings.read_text())
+        name = run["testset"]
+        if name not in env_of:
+            env_of[name] = testsets.load(root / "results" / "testsets" / name)[0]["spec"]["env"]
+        named = run.get("checkpoints", {})
+        # runs written before the settings recorded versions (AR and REPL runs) carry none
+        for kind, version in run.get("models", {}).items():
+            folder = (root / named[kind] if kind in named
+                      else default_model_folder(env_of[name], kind))
+            record = read_record(folder)
+            if version != {"step": record["step"], "examples_seen": record["examples_seen"]}:
+                mismatches.append(f"{settings.name}: {kind} {version} is not {folder.name}'s "
+                                  f"step {record['step']}")
+    assert not mismatches, "\n".join(mismatches)
