@@ -51,20 +51,52 @@ def path_to_svg_d(path: skia.Path) -> str:
     return "".join(parts)
 
 
+_BOUNDS_SLACK = 0.01  # px; tight bounds of an exact result differ from the operands' by rounding
+
+
+def _covers(outer: skia.Rect, inner: skia.Rect) -> bool:
+    t = _BOUNDS_SLACK
+    return (outer.fLeft <= inner.fLeft + t and outer.fTop <= inner.fTop + t
+            and outer.fRight >= inner.fRight - t and outer.fBottom >= inner.fBottom - t)
+
+
+def _plausible(left: skia.Path, right: skia.Path, mode, result: skia.Path) -> bool:
+    """Whether an ``skia.Op`` result passes what bounds can tell: a union's box is the operands'
+    boxes joined, and a difference is empty only where the right box covers the left one."""
+    if left.isEmpty() or right.isEmpty():
+        return True
+    if mode == skia.kUnion_PathOp:
+        # control-point bounds first (cheap); they can overshoot a curve, so a miss is rechecked
+        # with tight ones
+        for bounds in (skia.Path.getBounds, skia.Path.computeTightBounds):
+            joined = bounds(left)  # a fresh Rect
+            joined.join(bounds(right))
+            if _covers(bounds(result), joined):
+                return True
+        return False
+    return not result.isEmpty() or _covers(right.computeTightBounds(),
+                                           left.computeTightBounds())
+
+
 def path_op(left: skia.Path, right: skia.Path, mode) -> skia.Path:
-    """``skia.Op``, which gives up ("Failed to apply op") on some near-coincident edges: then
-    the operands are simplified first (exact), and failing that the right one is moved by 1e-4 px
-    (no pixel changes)."""
+    """``skia.Op``, which gives up ("Failed to apply op") on some near-coincident edges, and on
+    some overlapping circles silently returns one operand: then the operands are simplified first
+    (exact), and failing that the right one is moved by 1e-4 px (no pixel changes)."""
     try:
-        return skia.Op(left, right, mode)
+        result = skia.Op(left, right, mode)
+        if _plausible(left, right, mode, result):
+            return result
     except RuntimeError:
         pass
     try:
-        return skia.Op(skia.Simplify(left), skia.Simplify(right), mode)
+        result = skia.Op(skia.Simplify(left), skia.Simplify(right), mode)
+        if _plausible(left, right, mode, result):
+            return result
     except RuntimeError:
-        moved = skia.Path(right)
-        moved.offset(1e-4, 1e-4)
-        return skia.Op(left, moved, mode)
+        pass
+    moved = skia.Path(right)
+    moved.offset(1e-4, 1e-4)
+    return skia.Op(left, moved, mode)
 
 
 class MaskCanvas:
