@@ -37,7 +37,7 @@ class CheckpointError(ValueError):
 
 
 def git_commit() -> str:
-    from tdlib.plotting import project_root
+    from tdlib.layout import project_root
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(), text=True,
                              capture_output=True, timeout=10)
@@ -85,9 +85,12 @@ def read_record(folder: str | Path) -> dict:
     if not path.exists():
         raise CheckpointError(f"{folder} is not a checkpoint: {RECORD_FILE} is missing")
     try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path} is corrupt: {err}") from None
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{path} holds {type(record).__name__} {record!r:.40}, not a "
+                              "checkpoint record")
     if record.get("format") != FORMAT:
         raise CheckpointError(f"{path} has format {record.get('format')!r}; this tdlib reads "
                               f"format {FORMAT}")
@@ -131,7 +134,20 @@ def load_weights(model: torch.nn.Module, folder: str | Path) -> None:
             parts.append(f"shape of {k} is {tuple(weights[k].shape)}, the model has "
                          f"{tuple(expected[k].shape)}")
         raise CheckpointError(f"{path} does not fit this model: " + "; ".join(parts))
+    _check_values(path, weights, expected)
     model.load_state_dict(weights)
+
+
+def _check_values(path: Path, weights: dict, expected: dict) -> None:
+    """Refuse weights of another number type (the model would silently cast them) or holding
+    NaN or infinity (the search would fail far from here)."""
+    for name in sorted(weights):
+        tensor, wanted = weights[name], expected[name]
+        if tensor.dtype != wanted.dtype:
+            raise CheckpointError(f"{path}: {name} is {str(tensor.dtype).replace('torch.', '')}, "
+                                  f"the model's is {str(wanted.dtype).replace('torch.', '')}")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path}: {name} holds NaN or infinite values")
 
 
 def load_shared_weights(model: torch.nn.Module, folder: str | Path,
@@ -154,18 +170,36 @@ def load_shared_weights(model: torch.nn.Module, folder: str | Path,
 
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu",
-               kind: str | None = None) -> tuple[torch.nn.Module, dict]:
-    """Build the network a checkpoint describes and load its weights (eval mode)."""
+               kind: str | None = None, env: str | None = None) -> tuple[torch.nn.Module, dict]:
+    """Build the network a checkpoint describes and load its weights (eval mode); ``kind`` and
+    ``env``, when given, must be the checkpoint's."""
     record = read_record(folder)
+    if env is not None and not _same_language(record.get("env"), env):
+        raise CheckpointError(f"{folder} holds a {record.get('env')} model, not a {env} one")
     try:
         config = ModelConfig.from_dict(record["model"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{folder}: bad model config: {err}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"{folder / RECORD_FILE}: bad model config: {err}") from None
     if kind is not None and config.kind != kind:
         raise CheckpointError(f"{folder} holds a {config.kind} model, not a {kind} model")
-    model = build_model(config)
+    try:
+        model = build_model(config)
+    except (RuntimeError, TypeError, ValueError) as err:  # e.g. an encoder timm does not know
+        raise CheckpointError(f"{folder / RECORD_FILE}: cannot build its model: {err}") from None
     load_weights(model, folder)
     return model.to(device).eval(), record
+
+
+def _same_language(recorded: str | None, asked: str) -> bool:
+    """Whether a network of language ``recorded`` reads and writes ``asked``'s programs: the same
+    grammar and image channels (CSG2D-Sketch borrows CSG2D's value network)."""
+    if recorded is None or recorded == asked:
+        return True
+    from tdlib.env import list_envs, make_env
+    if recorded not in list_envs():
+        return False
+    a, b = make_env(recorded), make_env(asked)
+    return a.grammar.name == b.grammar.name and a.channels == b.channels
 
 
 def example_config(record: dict) -> ExampleConfig:

@@ -26,31 +26,44 @@ class UsageError(Exception):
     """Bad input from the command line: printed as one line, exit status 2."""
 
 
-def _size(text: str) -> int:
+def _bounded(convert, accept, what: str):
+    """An argparse type: ``convert`` the text, then check it with ``accept``; both failures
+    say what was expected and what was given, in one line."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, not {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, not {value}")
+        return value
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
+
+
+image_size = _bounded(int, lambda v: 8 <= v <= 4096, "a size of 8 to 4096 pixels")
+non_negative_int = _bounded(int, lambda v: v >= 0, "a non-negative integer")
+positive_int = _bounded(int, lambda v: v >= 1, "a positive integer")
+positive_float = _bounded(float, lambda v: 0 < v < float("inf"), "a positive number")
+fraction = _bounded(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
+
+
+def device(text: str) -> str:
+    """A device torch knows and this machine has: cpu, cuda, cuda:N."""
+    import torch
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be an integer, not {text!r}") from None
-    if value < 8 or value > 4096:
-        raise argparse.ArgumentTypeError(f"size must be between 8 and 4096 pixels, not {value}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, not {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _count(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {value}")
-    return value
+        parsed = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device (cpu, cuda, cuda:1)") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text}: no CUDA GPU is available here")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(
+                f"{text}: this machine has {torch.cuda.device_count()} GPU(s)")
+    elif parsed.type != "cpu":
+        raise argparse.ArgumentTypeError(f"{text}: tdlib runs on cpu or cuda")
+    return text
 
 
 def _add_env(parser: argparse.ArgumentParser) -> None:
@@ -75,14 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_env(render)
     render.add_argument("program", help="program text, e.g. \"(Circle 4 8 8)\"")
     render.add_argument("-o", "--output", required=True, help="PNG file to write")
-    render.add_argument("--size", type=_size, default=128, help="image size in pixels (128)")
+    render.add_argument("--size", type=image_size, default=128, help="image size in pixels (128)")
 
     sample = sub.add_parser("sample", help="print random programs of a given size",
                             description="Print random programs (ConstrainedSample), one a line.")
     _add_env(sample)
-    sample.add_argument("-n", type=_count, default=1, help="how many programs (1)")
-    sample.add_argument("--min-primitives", type=_count, default=1, help="fewest primitives (1)")
-    sample.add_argument("--max-primitives", type=_count, default=8, help="most primitives (8)")
+    sample.add_argument("-n", type=non_negative_int, default=1, help="how many programs (1)")
+    sample.add_argument("--min-primitives", type=non_negative_int, default=1, help="fewest primitives (1)")
+    sample.add_argument("--max-primitives", type=non_negative_int, default=8, help="most primitives (8)")
     sample.add_argument("--seed", type=int, default=0, help="random seed (0)")
 
     svg = sub.add_parser("svg", help="export a program as SVG",
@@ -90,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_env(svg)
     svg.add_argument("program", help="program text")
     svg.add_argument("-o", "--output", help="SVG file to write (default: standard output)")
-    svg.add_argument("--size", type=_size, default=128, help="canvas size in pixels (128)")
+    svg.add_argument("--size", type=image_size, default=128, help="canvas size in pixels (128)")
 
     mutate = sub.add_parser("mutate", help="apply random small mutations, showing each edit",
                             description="Apply random small mutations (the forward process), "
@@ -98,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "edited span, as in the paper's Appendix A.")
     _add_env(mutate)
     mutate.add_argument("program", help="program text")
-    mutate.add_argument("--steps", type=_count, default=1, help="how many mutations (1)")
+    mutate.add_argument("--steps", type=non_negative_int, default=1, help="how many mutations (1)")
     mutate.add_argument("--seed", type=int, default=0, help="random seed (0)")
     mutate.add_argument("--scheme", choices=["count", "rule", "uniform"], default="count",
                         help="how the mutated node is chosen (count)")
@@ -131,28 +144,38 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--program", help="a program whose render is the target")
     solve.add_argument("--sketch", action="store_true",
                        help="the picture is a hand drawing (CSG2D; uses the CSG2D-Sketch models)")
-    solve.add_argument("--budget", type=_positive, default=5000,
+    solve.add_argument("--budget", type=positive_int, default=5000,
                        help="programs compiled at most (5000)")
+    solve.add_argument("--tolerance", type=fraction, default=None,
+                       help="stop once a program's mean pixel error is at most this, in [0, 1] "
+                            "(default: only the goal check stops early)")
+    solve.add_argument("--patience", type=positive_int, default=None,
+                       help="stop once this many programs in a row have not lowered the best "
+                            "pixel error (default: 1000 for a picture, off for --program)")
+    solve.add_argument("--no-refine", action="store_true",
+                       help="return the search's program as found: no polishing of numbers, "
+                            "no layer-by-layer fit, no removal of dead parts")
     solve.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    solve.add_argument("--beam", type=_positive, default=64, help="beam size (64)")
-    solve.add_argument("-k", type=_positive, default=3, help="edits proposed per kept program (3)")
+    solve.add_argument("--beam", type=positive_int, default=64, help="beam size (64)")
+    solve.add_argument("-k", type=positive_int, default=3, help="edits proposed per kept program (3)")
     for kind in ("policy", "value", "ar"):
         solve.add_argument(f"--{kind}", help=f"{kind} checkpoint folder (default: shipped)")
-    solve.add_argument("--device", default="cpu", help="where the networks run (cpu, cuda)")
+    solve.add_argument("--device", type=device, default="cpu",
+                       help="where the networks run (cpu, cuda, cuda:1)")
     solve.add_argument("-o", "--output", help="prefix of the .svg, .png and .gif to write")
     solve.add_argument("--no-progress", action="store_true", help="no progress bar")
     testset = sub.add_parser("testset", help="generate a test set file (JSON lines)",
                              description="Generate a test set: a header line, then one problem "
                                          "a line. The same arguments give the same bytes.")
     _add_env(testset)
-    testset.add_argument("--n", type=_count, default=256, help="number of problems (256)")
+    testset.add_argument("--n", type=non_negative_int, default=256, help="number of problems (256)")
     testset.add_argument("--seed", type=int, default=0, help="test-set seed (0)")
     testset.add_argument("--hard", action="store_true",
                          help="keep only images at or above --percentile of LZ4 incompressibility")
     testset.add_argument("--percentile", type=float, default=95.0,
                          help="complexity percentile for --hard (95)")
-    testset.add_argument("--min-primitives", type=_count, default=2, help="fewest primitives (2)")
-    testset.add_argument("--max-primitives", type=_count, default=8, help="most primitives (8)")
+    testset.add_argument("--min-primitives", type=non_negative_int, default=2, help="fewest primitives (2)")
+    testset.add_argument("--max-primitives", type=non_negative_int, default=8, help="most primitives (8)")
     testset.add_argument("-o", "--output", required=True, help="JSON-lines file to write")
     return parser
 
@@ -230,25 +253,34 @@ def _cmd_svg(args, out) -> None:
         out.write(text)
 
 
-def _cmd_solve(args, out) -> None:
+def _cmd_solve(args, out) -> int:
     from tdlib.solver import solve, write_outputs
     models = {k: getattr(args, k) for k in ("policy", "value", "ar") if getattr(args, k)}
     result = solve(args.env, args.image, program=args.program, budget=args.budget,
-                   seed=args.seed, sketch=args.sketch, beam=args.beam, k=args.k, models=models,
-                   device=args.device, progress=not args.no_progress)
+                   seed=args.seed, sketch=args.sketch, beam=args.beam, k=args.k,
+                   tolerance=args.tolerance, patience=args.patience, refine=not args.no_refine,
+                   models=models, device=args.device, progress=not args.no_progress)
     if args.output:
         env = make_env("csg2d-sketch" if args.sketch else args.env)
         for path in write_outputs(env, result, args.output):
             print(f"wrote {path}", file=out)
-    if not result.judged:
-        print(f"a sketch has no clean target to check: after {result.expansions} programs, the "
+    searched = f"{result.expansions} programs in {result.seconds:.1f} s"
+    if result.stopped == "interrupted":
+        print(f"interrupted after {searched}; the best program so far:", file=out)
+    elif not result.judged:
+        print(f"a sketch has no clean target to check: after {searched}, the "
               f"one the value network ranks closest ({result.score:.1f} edits left)", file=out)
     elif result.solved:
-        print(f"solved: the goal check passed after {result.expansions} programs", file=out)
+        print(f"solved: the goal check passed after {searched}; mean pixel error "
+              f"{result.score:.4f}, {result.primitives} primitives", file=out)
     else:
-        print(f"not solved within {result.expansions} programs; best mean pixel error "
-              f"{result.score:.4f}", file=out)
+        reason = {"no improvement": "the best error stopped falling",
+                  "close enough": "within the tolerance",
+                  "budget": "the budget was spent"}.get(result.stopped, result.stopped)
+        print(f"not solved by the goal check; stopped after {searched} ({reason}); mean "
+              f"pixel error {result.score:.4f}, {result.primitives} primitives", file=out)
     print(result.program, file=out)
+    return 130 if result.stopped == "interrupted" else 0
 
 
 COMMANDS = {"solve": _cmd_solve, "envs": _cmd_envs, "render": _cmd_render, "sample": _cmd_sample, "svg": _cmd_svg,
@@ -266,14 +298,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        COMMANDS[args.command](args, sys.stdout)
+        status = COMMANDS[args.command](args, sys.stdout)
+    except KeyboardInterrupt:
+        print(f"tdlib {args.command}: interrupted", file=sys.stderr)
+        return 130
     except ProgramSyntaxError as err:
         print(f"tdlib {args.command}: malformed program: {err}", file=sys.stderr)
         return 2
     except (UsageError, OSError, ValueError) as err:
         print(f"tdlib {args.command}: error: {err}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,6 +27,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from tdlib.env import Env, make_env
 from tdlib.mutation import SIGMA_SMALL, Edit, Mutator
 from tdlib.paths import edit_steps
+from tdlib.refine import UNCHANGED_ATOL, simplify
 from tdlib.sampling import as_random
 from tdlib.tree import SyntaxTree
 
@@ -54,6 +55,14 @@ class ExampleConfig:
     # is a correct next step), so the target of the first token is not an arbitrary tie-break.
     # Needs masked_loss (the set travels with the grammar masks).
     all_positions: bool = False
+    # Targets without dead parts: every subtree whose removal leaves the target's render (at
+    # image_size) unchanged is removed before noising (tdlib.refine.simplify), so that no
+    # example asks for a primitive that draws nothing.
+    simplify_targets: bool = False
+    # Only examples whose edit changes the current image (at image_size): an edit that changes
+    # no pixel cannot be read from the images, and a current program that already draws the
+    # target needs none.
+    visible_edits_only: bool = False
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -100,6 +109,8 @@ class ExampleMaker:
         cfg = self.config
         while True:
             target = self.env.sample(r, cfg.min_primitives, cfg.max_primitives)
+            if cfg.simplify_targets:
+                target = simplify(self.env, target, size=cfg.image_size)
             if r.random() < cfg.rho:
                 start = self.env.sample(r, cfg.min_primitives, cfg.max_primitives)
                 chain, noise = None, 0
@@ -107,15 +118,27 @@ class ExampleMaker:
                 noise = 1 + int(r.random() * cfg.max_noise_steps)
                 trees, edits = self.mutator.chain(target, noise, r)
                 start, chain = trees[-1], (trees, edits)
-            if start != target:  # a chain can wander back to where it began
+            if start == target:  # a chain can wander back to where it began
+                continue
+            if cfg.visible_edits_only and self._looks_the_same(start, target):
+                continue  # already draws the target: no edit to learn from the images
+            if cfg.mode == "last_step" and chain is not None:
+                trees, edits = chain
+                current, edit, distance = start, edits[-1].inverse(), noise
+                if cfg.visible_edits_only and self._looks_the_same(current, edit.apply(current)):
+                    continue
                 break
-        if cfg.mode == "last_step" and chain is not None:
-            trees, edits = chain
-            current, edit, distance = start, edits[-1].inverse(), noise
-        else:
             steps = edit_steps(start, target, r, cfg.sigma_small)
             i = int(r.random() * len(steps))
+            if cfg.visible_edits_only:  # the first visible step from a random place on, cyclically
+                after = [s.tree for s in steps[1:]] + [target]
+                order = [(i + j) % len(steps) for j in range(len(steps))]
+                i = next((k for k in order if not self._looks_the_same(steps[k].tree, after[k])),
+                         None)
+                if i is None:
+                    continue
             current, edit, distance = steps[i].tree, steps[i].edit, len(steps) - i
+            break
         if render:
             current_image = self.env.render(current, cfg.image_size)
             target_image = self.env.observe(target, r, cfg.image_size)
@@ -123,6 +146,12 @@ class ExampleMaker:
             current_image = target_image = None
         return TrainingExample(current, target, current_image, target_image, edit, distance,
                                noise, chain[0] if chain else [start])
+
+    def _looks_the_same(self, a: SyntaxTree, b: SyntaxTree) -> bool:
+        """No pixel of the two renders differs by more than rounding (as in simplify)."""
+        size = self.config.image_size
+        difference = np.abs(self.env.render(a, size) - self.env.render(b, size))
+        return bool(difference.max() <= UNCHANGED_ATOL)
 
 
 def worker_seed(seed: int, worker: int, rank: int = 0) -> int:

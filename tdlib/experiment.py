@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
+import hashlib
 import json
 import random
 import sys
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 
 from tdlib import search
+from tdlib.cli import device, non_negative_int, positive_int
 
 METHODS = ("td-search", "td-rollout", "ar", "repl", "random-search")
 SCORES = ("value", "logprob", "pixel")
@@ -66,7 +69,7 @@ class SearchConfig:
 def default_model_folder(env_name: str, kind: str) -> Path:
     """The shipped checkpoint of a language's model, a folder that may not exist (no sketch
     value or REPL model ships: CSG2D-Sketch borrows CSG2D's)."""
-    from tdlib.plotting import project_root
+    from tdlib.layout import project_root
     from tdlib.presets import SHIPPED_MODELS, shipped_folder
     name = f"{env_name}_{kind}"
     if name not in SHIPPED_MODELS and env_name == "csg2d-sketch":
@@ -88,7 +91,8 @@ class Models:
         if kind not in self._loaded:
             from tdlib.checkpoint import load_model
             folder = self.folders.get(kind) or default_model_folder(self.env.name, kind)
-            self._loaded[kind] = load_model(folder, self.device, kind=kind)[0]
+            self._loaded[kind] = load_model(folder, self.device, kind=kind,
+                                            env=self.env.name)[0]
         return self._loaded[kind]
 
     def decoder(self, kind: str):
@@ -208,7 +212,7 @@ def model_versions(env, models: Models, config: SearchConfig) -> dict:
 def checkpoint_name(folder: str | Path) -> str:
     """A checkpoint folder as a run's settings record it: relative to the project root when it
     lies inside it (so a clone elsewhere reads the same settings), else as given."""
-    from tdlib.plotting import project_root
+    from tdlib.layout import project_root
     folder = Path(folder).resolve()
     try:
         return str(folder.relative_to(project_root()))
@@ -223,10 +227,45 @@ def finished_indices(path: Path) -> set[int]:
         return {int(row["index"]) for row in csv.DictReader(f)}
 
 
+def drop_torn_row(f) -> bool:
+    """Cut a row that was being written when a run died (a full disk, a kill) from the open
+    file ``f``: everything after its last newline.  True if one was cut."""
+    f.seek(0, 2)
+    size = f.tell()
+    if size == 0:
+        return False
+    f.seek(0)
+    data = f.read()
+    if data.endswith("\n"):
+        return False
+    f.seek(0)
+    f.truncate(len(data[:data.rfind("\n") + 1].encode()))
+    f.seek(0, 2)
+    return True
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _lock(f, out: Path) -> None:
+    """Hold ``out`` for this process alone until it ends (two runs writing one file would each
+    write every problem)."""
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise ValueError(f"{out} is being written by another evaluation; wait for it to end "
+                         "or choose another file") from None
+
+
 def evaluate_testset(testset: str | Path, config: SearchConfig, out: str | Path,
                      models: Models | None = None, limit: int | None = None,
                      resume: bool = False, progress: bool = True) -> Path:
-    """Run ``config`` on every problem of a test set (the first ``limit``), one CSV row each."""
+    """Run ``config`` on every problem of a test set (the first ``limit``), one CSV row each.
+
+    The file's settings (``<out>.json``: test set and its content hash, method and search
+    settings, network versions) must match for ``resume``; a row cut short by an interrupted
+    run is dropped and run again; a file another evaluation is writing is refused."""
     from tqdm import tqdm
     from tdlib import testsets
     from tdlib.env import make_env
@@ -235,28 +274,23 @@ def evaluate_testset(testset: str | Path, config: SearchConfig, out: str | Path,
     models = models or Models(env)
     problems = problems[:limit] if limit is not None else problems
     out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"{out} is a folder; -o names the CSV file to write")
     if out.exists() and out.stat().st_size and not resume:
         raise FileExistsError(f"{out} exists; pass --resume to continue it or choose another file")
     if limit is not None and limit < 0:
         raise ValueError(f"--limit must be >= 0, not {limit}")
-    done = finished_indices(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    settings = out.with_suffix(out.suffix + ".json")  # what made the rows: a resume must match
-    mine = {"testset": str(Path(testset).name), **asdict(config)}
-    if models.folders:  # runs of other checkpoints than the shipped ones (Figure 5's arms)
-        mine["checkpoints"] = {kind: checkpoint_name(folder)
-                               for kind, folder in sorted(models.folders.items())}
-    mine["models"] = model_versions(env, models, config)
-    if done or (settings.exists() and out.exists()):
-        theirs = json.loads(settings.read_text()) if settings.exists() else None
-        if theirs is not None and "models" not in theirs:
-            theirs["models"] = mine["models"]  # written before versions were recorded
-        if theirs != mine:
-            raise ValueError(f"{out} was written with other settings ({settings}: {theirs}); "
-                             "resume it with the same ones or choose another file")
-    settings.write_text(json.dumps(mine, indent=1, sort_keys=True) + "\n")
-    todo = [p for p in problems if int(p["index"]) not in done]
-    with open(out, "a", newline="") as f:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OSError(20, "a file is in the way of its folder", str(out)) from None
+    with open(out, "a+", newline="") as f:
+        _lock(f, out)
+        if drop_torn_row(f):
+            print(f"{out}: dropped a row cut short by an interrupted run", file=sys.stderr)
+        done = finished_indices(out)
+        _check_settings(out, testset, config, models, env, done)
+        todo = [p for p in problems if int(p["index"]) not in done]
         writer = csv.DictWriter(f, fieldnames=FIELDS)
         if f.tell() == 0:  # a new (or header-less) file; a resumed one has its header
             writer.writeheader()
@@ -277,6 +311,31 @@ def evaluate_testset(testset: str | Path, config: SearchConfig, out: str | Path,
     return out
 
 
+def _check_settings(out: Path, testset, config: SearchConfig, models: Models, env,
+                    done: set[int]) -> None:
+    """Write ``<out>.json``, or, for a file with rows, check that it matches: a resume with
+    another test set, method or network would mix rows of two evaluations."""
+    settings = out.with_suffix(out.suffix + ".json")  # what made the rows: a resume must match
+    mine = {"testset": str(Path(testset).name), **asdict(config)}
+    if models.folders:  # runs of other checkpoints than the shipped ones (Figure 5's arms)
+        mine["checkpoints"] = {kind: checkpoint_name(folder)
+                               for kind, folder in sorted(models.folders.items())}
+    mine["models"] = model_versions(env, models, config)
+    mine["testset_sha256"] = file_sha256(testset)
+    if done or (settings.exists() and out.stat().st_size):
+        theirs = json.loads(settings.read_text()) if settings.exists() else None
+        for key in ("models", "testset_sha256"):  # files written before these were recorded
+            if theirs is not None and key not in theirs:
+                theirs[key] = mine[key]
+        if theirs != mine:
+            differ = sorted(k for k in set(mine) | set(theirs or {})
+                            if (theirs or {}).get(k) != mine.get(k))
+            raise ValueError(f"{out} was written with other settings ({settings} differs in "
+                             f"{', '.join(differ)}); resume it with the same ones or choose "
+                             "another file")
+    settings.write_text(json.dumps(mine, indent=1, sort_keys=True) + "\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tdlib evaluate",
@@ -289,24 +348,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--method", required=True, choices=METHODS)
     parser.add_argument("--testset", required=True, help="a test-set file (tdlib testset)")
     parser.add_argument("--env", help="checked against the test set's language if given")
-    parser.add_argument("--budget", type=int, default=5000, help="node expansions (5000)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, help="only the first N problems")
+    parser.add_argument("--budget", type=positive_int, default=5000,
+                        help="node expansions: distinct programs compiled and checked (5000)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="search seed; each problem's own seed derives from it (0)")
+    parser.add_argument("--limit", type=non_negative_int, help="only the first N problems")
     parser.add_argument("--score", default="value", choices=SCORES,
                         help="how td-search / random-search rank the beam (value)")
-    parser.add_argument("--beam", type=int, default=64)
-    parser.add_argument("-k", type=int, default=3, help="edits proposed per kept program (3)")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--starts", type=int, default=1, help="AR programs to start from (1)")
-    parser.add_argument("--chains", type=int, default=32, help="td-rollout: parallel chains (32)")
-    parser.add_argument("--max-steps", type=int, default=100, dest="max_steps",
+    parser.add_argument("--beam", type=positive_int, default=64,
+                        help="td-search / random-search: programs kept each round (64)")
+    parser.add_argument("-k", type=positive_int, default=3,
+                        help="edits proposed per kept program (3)")
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="sampling temperature of the policy's and AR model's tokens; "
+                             "0: greedy (td-search only) (1.0)")
+    parser.add_argument("--starts", type=positive_int, default=1,
+                        help="AR programs to start from (1)")
+    parser.add_argument("--chains", type=positive_int, default=32,
+                        help="td-rollout: parallel chains (32)")
+    parser.add_argument("--max-steps", type=positive_int, default=100, dest="max_steps",
                         help="td-rollout: steps per chain (100)")
-    parser.add_argument("--device", default="cpu", help="where the networks run (cpu, cuda)")
+    parser.add_argument("--device", type=device, default="cpu",
+                        help="where the networks run (cpu, cuda, cuda:1)")
     for kind in ("policy", "value", "ar", "repl"):
         parser.add_argument(f"--{kind}", help=f"{kind} checkpoint folder (default: shipped)")
     parser.add_argument("-o", "--output", required=True, help="CSV file to write")
-    parser.add_argument("--resume", action="store_true", help="continue an existing file")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an existing file (its settings must match)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -327,6 +396,10 @@ def main(argv=None) -> int:
                          not args.no_progress)
     except (ValueError, FileExistsError, FileNotFoundError) as err:
         print(f"tdlib evaluate: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a full or read-only disk: finished rows are kept
+        print(f"tdlib evaluate: cannot write {err.filename or args.output}: "
+              f"{err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\ninterrupted; finished rows are in {args.output} (--resume continues)",

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from tdlib.plotting import project_root
+from tdlib.layout import project_root
 
 PRESETS = ("smoke", "cpu", "paper")
 
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
         # beside their executed notebooks so that they never overwrite them.
         os.environ.setdefault("TDLIB_FIGURES", str(args.output_dir / "figures"))
         os.environ.setdefault("TDLIB_RESULTS", str(args.output_dir / "results"))
-    from tdlib.plotting import figures_dir, results_dir
+    from tdlib.layout import figures_dir, results_dir
     watched = [figures_dir(), results_dir() / "tables"]
     before = snapshot(watched)
     for path in paths:

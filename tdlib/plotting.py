@@ -16,23 +16,7 @@ matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-
-def project_root() -> Path:
-    """The checkout holding tdlib (the folder with pyproject.toml), else the working folder."""
-    here = Path(__file__).resolve().parent.parent
-    return here if (here / "pyproject.toml").exists() else Path.cwd()
-
-
-def figures_dir() -> Path:
-    path = Path(os.environ.get("TDLIB_FIGURES", project_root() / "figures"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def results_dir() -> Path:
-    path = Path(os.environ.get("TDLIB_RESULTS", project_root() / "results"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+from tdlib.layout import figures_dir, project_root, results_dir  # noqa: E402,F401  (re-exported)
 
 
 def savefig(fig: plt.Figure, name: str, dpi: int = 150) -> Path:

@@ -150,9 +150,16 @@ def apply_overrides(model: ModelConfig, train: TrainConfig, examples: ExampleCon
             raise ValueError(f"override {item!r}: {type(targets[section]).__name__} has no field "
                              f"{name!r}; fields: {', '.join(sorted(known))}")
         try:
-            changes[section][name] = ast.literal_eval(text)
+            value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
-            changes[section][name] = text  # a bare word such as nf_micro is a string
+            value = text  # a bare word such as nf_micro is a string
+        current = getattr(targets[section], name)
+        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if current is not None and value is not None and type(value) is not type(current):
+            raise ValueError(f"override {item!r}: {name} takes {type(current).__name__} values "
+                             f"(now {current!r}), not {type(value).__name__} ones")
+        changes[section][name] = value
     return (replace(model, **changes["model"]), replace(train, **changes["train"]),
             replace(examples, **changes["examples"]))
 
@@ -228,7 +235,7 @@ SHIPPED_MODELS = {
 
 def shipped_folder(name: str):
     """Where a shipped checkpoint lives (it may not have been trained yet)."""
-    from tdlib.plotting import project_root
+    from tdlib.layout import project_root
     if name not in SHIPPED_MODELS:
         raise ValueError(f"unknown shipped model {name!r}; known: {', '.join(SHIPPED_MODELS)}")
     return project_root() / "results" / "checkpoints" / name

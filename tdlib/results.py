@@ -79,7 +79,7 @@ def output_name(folder: str | Path, testset: str, method: str, score: str, budge
 
 def policy_folder(policy: str) -> Path | None:
     """Where a plan's policy checkpoint lies (None: the shipped one)."""
-    from tdlib.plotting import project_root
+    from tdlib.layout import project_root
     return project_root() / "results" / "checkpoints" / policy if policy else None
 
 
@@ -89,7 +89,7 @@ def run_plan(plan: str, seeds: Sequence[int], budget: int, folder: str | Path,
     with the shipped checkpoints; returns the CSV files."""
     from tdlib.env import make_env
     from tdlib.experiment import Models, SearchConfig, evaluate_testset
-    from tdlib.plotting import project_root
+    from tdlib.layout import project_root
     from tdlib.testsets import load
     written = []
     for seed in seeds:
@@ -359,7 +359,7 @@ def arm_training(checkpoints: str | Path | None = None) -> pd.DataFrame:
     minutes, parameters, and its last one-greedy-edit solve rates on held-out 1- and 2-mutation
     problems (the trainer's own evaluation, the same problems for every arm).  Arms whose
     checkpoint does not exist yet are left out."""
-    from tdlib.plotting import project_root
+    from tdlib.layout import project_root
     root = Path(checkpoints) if checkpoints else project_root() / "results" / "checkpoints"
     rows = []
     for arm, (folder, rho, what) in RAINBOW_ARMS.items():
@@ -388,7 +388,7 @@ def arm_one_step(n: int = 1024, seed: int = 0, mutations: Sequence[int] = (1, 2,
     from tdlib.env import make_env
     from tdlib.evaluate import mutation_problems, one_step_solve_rate
     from tdlib.experiment import Models
-    from tdlib.plotting import project_root
+    from tdlib.layout import project_root
     from tqdm.auto import tqdm
     root = Path(checkpoints) if checkpoints else project_root() / "results" / "checkpoints"
     env = make_env("rainbow")

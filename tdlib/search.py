@@ -21,6 +21,7 @@ method stops at its first solution or when the budget is spent.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import random
 from dataclasses import dataclass
 
@@ -46,12 +47,23 @@ class Expansions:
     """Distinct programs compiled and goal-checked against ``target``, at most ``budget`` of
     them.  ``target`` is a program, judged on its clean render at the language's default size,
     or such an image itself (``H x W x C`` in [0, 1], e.g. a user's picture).  ``on_check`` is
-    called with every counted program (a progress bar)."""
+    called with every counted program (a progress bar).
 
-    def __init__(self, env, target, budget: int = 5000, on_check=None):
+    A picture from elsewhere may have no program that passes the goal check, so two more stops
+    are offered: ``stop_error`` (done once a program's mean pixel error is at most this) and
+    ``patience`` (done once that many programs in a row have not lowered the best error).
+    :attr:`stop_reason` says which stop ended the search.  The ``keep_best`` programs of
+    lowest error are kept in :attr:`leaders`, for a refinement after the search."""
+
+    def __init__(self, env, target, budget: int = 5000, on_check=None,
+                 stop_error: float | None = None, patience: int | None = None,
+                 keep_best: int = 1):
         if budget < 1:
             raise ValueError(f"the budget must be at least 1 expansion, not {budget}")
+        if patience is not None and patience < 1:
+            raise ValueError(f"patience must be at least 1 program, not {patience}")
         self.env, self.budget, self.on_check = env, budget, on_check
+        self.stop_error, self.patience, self.keep_best = stop_error, patience, keep_best
         if isinstance(target, np.ndarray):
             expected = (env.default_size, env.default_size, env.channels)
             if target.shape != expected:
@@ -66,10 +78,31 @@ class Expansions:
         self.solved_at: int | None = None
         self.solution: SyntaxTree | None = None
         self.best_error, self.best_program = float("inf"), ""
+        self.improved_at = 0  # programs spent when the best error last fell
+        self._leaders: list[tuple[float, str]] = []  # max-heap by error (negated)
 
     @property
     def done(self) -> bool:
-        return self.solved_at is not None or self.spent >= self.budget
+        return self.stop_reason is not None
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the search is done (None while it is not): ``solved`` (the goal check passed),
+        ``close enough`` (``stop_error``), ``no improvement`` (``patience``) or ``budget``."""
+        if self.solved_at is not None:
+            return "solved"
+        if self.stop_error is not None and self.best_error <= self.stop_error:
+            return "close enough"
+        if self.patience is not None and self.spent - self.improved_at >= self.patience:
+            return "no improvement"
+        if self.spent >= self.budget:
+            return "budget"
+        return None
+
+    @property
+    def leaders(self) -> list[tuple[float, str]]:
+        """``(error, program)`` of the ``keep_best`` programs of lowest pixel error, best first."""
+        return sorted((-e, p) for e, p in self._leaders)
 
     def check(self, tree: SyntaxTree, parent: SyntaxTree | None = None) -> bool:
         """Count and goal-check ``tree`` (made by an edit of ``parent``, None for a start) if it
@@ -88,6 +121,11 @@ class Expansions:
         error = float(np.abs(image - self.target_image).mean())
         if error < self.best_error:
             self.best_error, self.best_program = error, text
+            self.improved_at = self.spent
+        if len(self._leaders) < self.keep_best:
+            heapq.heappush(self._leaders, (-error, text))
+        elif error < -self._leaders[0][0]:
+            heapq.heapreplace(self._leaders, (-error, text))
         if self.env.is_solved(image, self.target_image):
             self.solved_at, self.solution = self.spent, tree
         return True

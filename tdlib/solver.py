@@ -15,6 +15,8 @@ drawing and uses the CSG2D-Sketch policy and AR model.
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,30 +44,60 @@ class Solution:
     judged: bool = True  # False for a sketch picture: the goal check cannot be made
     target: np.ndarray | None = None  # the target as judged (H x W x C, default size)
     seconds: float = 0.0
+    stopped: str = ""  # why the search ended: solved, close enough, no improvement, budget,
+    # interrupted (Ctrl-C)
+    primitives: int = 0  # primitives in the program (the paper's sigma)
+    searched: str = ""  # the search's own program, before refinement
+
+
+# The models read 64-128 px: a larger picture is shrunk on reading (long side at most
+# MAX_SIDE) so that padding it to a square stays small, and one past MAX_PIXELS is refused
+# before it is decoded.
+MAX_SIDE = 2048
+MAX_PIXELS = 100_000_000
 
 
 def load_image(image) -> np.ndarray:
     """An ``H x W x 3`` float RGB array in [0, 1] from a path, a PIL image or an array (grey
     ``H x W``, ``H x W x 1``, RGB or RGBA; integers scaled by their type's maximum, so 8- and
     16-bit pictures read alike; floats in [0, 1]; booleans: True is white); alpha is composited
-    on white, so a transparent background is paper.  EXIF rotation is applied."""
+    on white, so a transparent background is paper.  EXIF rotation is applied.  A picture whose
+    long side exceeds :data:`MAX_SIDE` is shrunk to it (area averaging); one of more than
+    :data:`MAX_PIXELS` pixels is refused unread."""
     from PIL import Image, ImageOps, UnidentifiedImageError
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
         if not path.is_file():
             raise ImageError(f"no such image file: {path}")
         try:
-            with Image.open(path) as opened:
+            with warnings.catch_warnings():  # our own limit, MAX_PIXELS, is checked below
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                opened = Image.open(path)
+            with opened:
+                _check_pixels(opened.width, opened.height, path)
+                opened.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced scale
                 opened.load()
                 image = ImageOps.exif_transpose(opened)  # photos: the way the camera was held
+        except Image.DecompressionBombError as err:
+            raise ImageError(f"{path} is too large to read ({err})") from None
         except (UnidentifiedImageError, OSError) as err:
             raise ImageError(f"{path} is not a readable image ({err})") from None
     if isinstance(image, Image.Image):
         if image.width == 0 or image.height == 0:
             raise ImageError("the image is empty")
+        _check_pixels(image.width, image.height, "the image")
+        if max(image.size) > MAX_SIDE:
+            image = image.copy()
+            image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BOX)
         if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit grey, float grey
             array = np.asarray(image, np.float64)
-            array = array / 65535.0 if image.mode != "F" or array.max() > 1 else array
+            if image.mode == "F":  # floats must already be in [0, 1]: checked below
+                pass
+            elif array.max(initial=0) <= 65535 and array.min(initial=0) >= 0:
+                array = array / 65535.0
+            else:
+                raise ImageError(f"a {image.mode} image holds values in 0-65535; this one has "
+                                 f"{array.min():.6g} to {array.max():.6g}")
         else:
             array = np.asarray(image.convert("RGBA"), np.float32) / 255.0
     else:
@@ -74,6 +106,7 @@ def load_image(image) -> np.ndarray:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[-1] not in (1, 3, 4) or 0 in array.shape:
         raise ImageError(f"an image is H x W, H x W x 1, 3 or 4, got shape {array.shape}")
+    _check_pixels(array.shape[1], array.shape[0], "the image")
     if array.dtype == bool:
         array = array.astype(np.float32)  # True is white (bright), as in any grey image
     elif np.issubdtype(array.dtype, np.integer):
@@ -82,6 +115,8 @@ def load_image(image) -> np.ndarray:
     if np.isnan(array).any() or array.min() < 0 or array.max() > 1:
         raise ImageError("a float image holds values in [0, 1]; this one has "
                          f"{np.nanmin(array):.3g} to {np.nanmax(array):.3g}")
+    if max(array.shape[:2]) > MAX_SIDE:
+        array = _shrink(array)
     if array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
     if array.shape[-1] == 3:
@@ -90,24 +125,46 @@ def load_image(image) -> np.ndarray:
     return np.clip(rgb * alpha + (1.0 - alpha), 0.0, 1.0)
 
 
+def _check_pixels(width: int, height: int, name) -> None:
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"{name} is {width} x {height} pixels; at most {MAX_PIXELS:,} pixels "
+                         "are read (shrink it first)")
+
+
+def _shrink(array: np.ndarray) -> np.ndarray:
+    """An ``H x W x C`` float array with its long side shrunk to :data:`MAX_SIDE`."""
+    from PIL import Image
+    h, w = array.shape[:2]
+    scale = MAX_SIDE / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    planes = [np.asarray(Image.fromarray(np.ascontiguousarray(array[:, :, c]), "F").resize(
+        size, Image.Resampling.BOX)) for c in range(array.shape[-1])]
+    return np.stack(planes, axis=-1)
+
+
 def image_to_observation(env: Env, image, size: int | None = None,
                          sketch: bool = False) -> np.ndarray:
     """A picture as ``env`` sees a render: ``size x size x channels`` float32 in [0, 1].
 
-    A non-square picture is padded with white to a square around its centre, then resized
-    (area averaging).  One-channel languages (CSG2D) read ink: ``1 - luminance``, dark shapes on
-    light paper.  ``sketch=True`` stretches the ink, measured on the full picture, so that the
-    paper (the median) is 0 and the darkest strokes (the 99.9th percentile) are 1: pencil on grey
-    paper reads like the black-on-white sketches the CSG2D-Sketch models were trained on; a page
-    with less contrast than 0.15 is left as it is (there is nothing to stretch but noise).
+    The paper is the median colour of the picture's outermost pixels.  A non-square picture is
+    padded with paper to a square around its centre, then resized (area averaging).
+    One-channel languages (CSG2D) read ink: ``1 - luminance``, dark shapes on light paper,
+    stretched so that the paper is 0 and the darkest ink (the 99.5th percentile) 1: grey on grey,
+    or green on yellow, reads like the black-on-white renders the models were trained on.  With
+    ``sketch=True`` the paper is the median and the darkest the 99.9th percentile, as the
+    CSG2D-Sketch models were trained.  A page with less contrast than 0.15 is left as it is
+    (there is nothing to stretch but noise).
     Colour languages keep RGB.  The inverse of :meth:`Env.display` within 1/255 for a render."""
     from PIL import Image
     size = env.default_size if size is None else int(size)
     rgb = load_image(image)
     h, w = rgb.shape[:2]
+    frame = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    paper_rgb = np.median(frame, axis=0)  # a picture's edge is its paper
     if h != w:
         side = max(h, w)
-        square = np.ones((side, side, 3), np.float32)
+        square = np.empty((side, side, 3), np.float32)
+        square[:] = paper_rgb
         top, left = (side - h) // 2, (side - w) // 2
         square[top:top + h, left:left + w] = rgb
         rgb = square
@@ -115,10 +172,15 @@ def image_to_observation(env: Env, image, size: int | None = None,
         planes = [rgb[:, :, c] for c in range(3)]
     elif env.channels == 1:
         ink = 1.0 - (0.299 * rgb[:, :, 0] + 0.587 * rgb[:, :, 1] + 0.114 * rgb[:, :, 2])
-        if sketch:
+        if sketch:  # as the CSG2D-Sketch models were trained
             paper, darkest = np.median(ink), np.percentile(ink, 99.9)
-            if darkest - paper >= 0.15:
-                ink = (ink - paper) / (darkest - paper)
+        else:
+            paper = 1.0 - float(np.dot([0.299, 0.587, 0.114], paper_rgb))
+            if paper > 0.5:  # ink reaches the edge all round: the lightest pixels are paper
+                paper = float(np.percentile(ink, 0.5))
+            darkest = np.percentile(ink, 99.5)
+        if darkest - paper >= 0.15:
+            ink = (ink - paper) / (darkest - paper)
         planes = [np.clip(ink, 0.0, 1.0)]
     else:
         raise ValueError(f"{env.name} images have {env.channels} channels: no conversion known")
@@ -128,12 +190,37 @@ def image_to_observation(env: Env, image, size: int | None = None,
     return np.clip(np.stack(planes, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
+# A picture from elsewhere rarely passes the goal check (anti-aliasing, shapes off the grid): the
+# search stops once this many programs in a row have not lowered its best pixel error, and the
+# best few programs are then refined.  Measured on the picture suite (results/tables/
+# picture_suite.csv): the best error rarely falls after 1,000 fruitless programs.
+PICTURE_PATIENCE = 1000
+REFINED_CANDIDATES = 8  # the search's best programs that are refined
+GROW_SIZE = 64  # growing tries many shapes: at half the size, then refined at full size
+PRIMITIVE_COST = 0.004  # mean pixel error (65 pixels at 128 px) a primitive must save to stay
+
+
 def solve(env: str | Env, image=None, *, program: str | None = None, budget: int = 5000,
           seed: int = 0, sketch: bool = False, beam: int = 64, k: int = 3,
+          tolerance: float | None = None, patience: int | None = None, refine: bool = True,
           observation_seed: int | None = None, models: dict | None = None,
           device: str = "cpu", progress: bool = False) -> Solution:
     """Find a program of language ``env`` that draws ``image`` (a path, PIL image or array), or
-    the render of ``program``, with TD search within ``budget`` programs.
+    the render of ``program``, with TD search within ``budget`` programs, then make it as short
+    and as close as it can.
+
+    The search stops at the first program that passes the language's goal check, at the budget,
+    once a program's mean pixel error is at most ``tolerance`` (default: none), or once
+    ``patience`` programs in a row have not lowered the best error (default: 1,000 for a
+    picture, none for a ``program`` target, whose goal check can pass).  ``Solution.stopped``
+    says which.  With ``refine`` (default), a program that passed the goal check is polished
+    and simplified (:func:`tdlib.refine.refine`: every number tried at its other values while
+    the pixel error falls, every dead part dropped) and keeps the goal check.  Otherwise the
+    search's best few programs are refined, and two layer-by-layer fits
+    (:func:`tdlib.refine.grow`) are made, one from those programs and one from scratch; the
+    answer is the one of lowest pixel error plus :data:`PRIMITIVE_COST` a primitive among those
+    whose pixel error is no higher than the search's best program polished.  Ctrl-C stops the search and returns the best
+    program so far (``stopped == "interrupted"``).
 
     ``sketch=True``: ``image`` is a hand drawing (CSG2D only).  A sketch has no clean render to
     check a program against, so the search runs its whole budget and returns the program the
@@ -151,6 +238,8 @@ def solve(env: str | Env, image=None, *, program: str | None = None, budget: int
     began = time.perf_counter()
     if (image is None) == (program is None):
         raise ValueError("give either an image or a program as the target")
+    if tolerance is not None and not 0.0 <= tolerance <= 1.0:
+        raise ValueError(f"the tolerance is a mean pixel error in [0, 1], not {tolerance}")
     config = SearchConfig("td-search", budget, seed, "value", beam, k)  # validates them
     env = make_env(env) if isinstance(env, str) else env
     if sketch and env.name == "csg2d":
@@ -165,6 +254,8 @@ def solve(env: str | Env, image=None, *, program: str | None = None, budget: int
                              f"train one with tdlib train or pass --{kind}")
         folders[kind] = folder
     judged = not (sketch and image is not None)
+    if patience is None and image is not None and judged:
+        patience = PICTURE_PATIENCE
     if program is not None:
         tree = env.parse(program)
         target = env.render(tree)  # judged on the clean render
@@ -182,33 +273,94 @@ def solve(env: str | Env, image=None, *, program: str | None = None, budget: int
             return cache[size]
 
     bar = None
+    # a drawing never passes a goal check made for clean renders: search the whole budget
+    search_env = env if judged else _NeverSolved(env)
+    expansions = search.Expansions(search_env, target, budget, None,
+                                   tolerance if judged else None, patience if judged else None,
+                                   REFINED_CANDIDATES)
+    interrupted = False
     try:
         if progress:
             from tqdm import tqdm
             bar = tqdm(total=budget, desc=f"TD search {env.name}", unit="programs",
                        dynamic_ncols=True)
 
-        def tick(expansions):
-            bar.update(1)
-            if judged and expansions.spent % 50 == 0:
-                bar.set_postfix(best_error=f"{expansions.best_error:.4f}")
-        # a drawing never passes a goal check made for clean renders: search the whole budget
-        search_env = env if judged else _NeverSolved(env)
-        expansions = search.Expansions(search_env, target, budget,
-                                       tick if bar is not None else None)
-        outcome = run_search(search_env, expansions, observe, Models(env, folders, device),
-                             config, seed)
+            def tick(expansions):
+                bar.update(1)
+                if judged and expansions.spent % 50 == 0:
+                    bar.set_postfix(best_error=f"{expansions.best_error:.4f}")
+            expansions.on_check = tick
+        run_search(search_env, expansions, observe, Models(env, folders, device), config, seed)
+    except KeyboardInterrupt:
+        interrupted = True  # the best program so far is still worth having
     finally:
         if bar is not None:
             bar.close()
-    if judged:
-        best, solved = outcome.best_program, outcome.solved
-        score = float(np.abs(env.render(best) - target).mean())
-    else:
+    outcome = expansions.outcome()
+    stopped = "interrupted" if interrupted else (expansions.stop_reason or "search ended")
+    if not judged:
         score, best = expansions.best_scored or (float("nan"), outcome.best_program)
-        solved = False
-    return Solution(best, solved, score, outcome.expansions, expansions.trajectory(best), judged,
-                    target, time.perf_counter() - began)
+        searched = best
+        if best and refine:
+            from tdlib.refine import simplify
+            best = str(simplify(env, best))
+        return Solution(best, False, score, outcome.expansions, expansions.trajectory(best),
+                        False, target, time.perf_counter() - began, stopped,
+                        env.parse(best).sigma if best else 0, searched)
+    best, solved = outcome.best_program, outcome.solved
+    searched, trajectory = best, expansions.trajectory(best)
+    if best and refine:
+        if progress and not solved:
+            print(f"refining the search's {len(expansions.leaders)} best programs ...",
+                  file=sys.stderr, flush=True)
+        try:
+            best, solved = _refined(env, expansions, best, solved, target, interrupted,
+                                    lambda size: image_to_observation(env, image, size, sketch)
+                                    if image is not None else env.render(program, size), seed)
+        except KeyboardInterrupt:  # Ctrl-C while refining: the search's program, dead parts dropped
+            stopped = "interrupted"
+            best, solved = _refined(env, expansions, best, solved, target, True, None, seed)
+        if best != trajectory[-1]:
+            trajectory = trajectory + [best]
+    score = float(np.abs(env.render(best) - target).mean())
+    return Solution(best, solved, score, outcome.expansions, trajectory, True, target,
+                    time.perf_counter() - began, stopped, env.parse(best).sigma if best else 0,
+                    searched)
+
+
+def _refined(env, expansions, best: str, solved: bool, target, interrupted: bool,
+             observe_size, seed: int) -> tuple[str, bool]:
+    """The search's answer made shorter and closer (see :func:`solve`); a solution stays one (its
+    refinement is kept only if it still passes the goal check)."""
+    from tdlib.refine import fit_primitives, grow, refine, simplify
+    if interrupted:  # no long work after Ctrl-C: only drop dead parts
+        tree = simplify(env, best)
+        return str(tree), solved and env.is_solved(env.render(tree), target)
+    if solved:
+        tree = refine(env, best, target)
+        if not env.is_solved(env.render(tree), target):
+            tree = simplify(env, best)
+        return str(tree), True
+    coarse = observe_size(GROW_SIZE)
+    starts = [refine(env, p, target, cost=PRIMITIVE_COST) for _, p in expansions.leaders]
+    grown = [grow(env, starts, coarse, rng=seed, cost=PRIMITIVE_COST),
+             grow(env, fit_primitives(env, coarse, seed), coarse, rng=seed, cost=PRIMITIVE_COST)]
+    ranked = starts + [refine(env, t, target, cost=PRIMITIVE_COST) for t in grown]
+    # a shorter answer, but never a worse one than the search's own, polished at no cost
+    floor = refine(env, best, target)
+    limit = _pixel_error(env, floor, target) + 1e-9
+    ranked = [t for t in ranked if _pixel_error(env, t, target) <= limit] + [floor]
+    best_tree = min(ranked, key=lambda t: _penalised(env, t, target))
+    return str(best_tree), env.is_solved(env.render(best_tree), target)
+
+
+def _pixel_error(env, tree, target) -> float:
+    return float(np.abs(env.render(tree) - target).mean())
+
+
+def _penalised(env, tree, target) -> tuple[float, int]:
+    """Pixel error plus :data:`PRIMITIVE_COST` a primitive: a primitive must earn its place."""
+    return _pixel_error(env, tree, target) + PRIMITIVE_COST * tree.sigma, tree.sigma
 
 
 class _NeverSolved:

@@ -34,6 +34,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
 from tdlib import checkpoint
+from tdlib.cli import device, non_negative_int, positive_float, positive_int
 from tdlib.examples import ExampleConfig
 from tdlib.model import ModelConfig, build_model, count_parameters
 from tdlib.presets import ABLATIONS, PRESETS, TrainConfig, apply_overrides, preset
@@ -386,18 +387,25 @@ def build_parser() -> argparse.ArgumentParser:
                              "policy's image encoder and transformer blocks)")
     parser.add_argument("--out", required=True, help="checkpoint folder")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    parser.add_argument("--steps", type=int, help="override the preset's number of steps")
-    parser.add_argument("--batch-size", type=int, dest="batch_size")
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--workers", type=int, help="DataLoader worker processes")
-    parser.add_argument("--bucket-batches", type=int, dest="bucket_batches",
+    parser.add_argument("--steps", type=positive_int,
+                        help="optimizer steps, the length of the learning-rate schedule "
+                             "(default: the preset's)")
+    parser.add_argument("--batch-size", type=positive_int, dest="batch_size",
+                        help="examples per step (default: the preset's)")
+    parser.add_argument("--lr", type=positive_float,
+                        help="peak learning rate of the cosine schedule (default: the preset's)")
+    parser.add_argument("--workers", type=non_negative_int,
+                        help="DataLoader worker processes making examples (0: in the trainer)")
+    parser.add_argument("--bucket-batches", type=positive_int, dest="bucket_batches",
                         help="batches made at once and sorted by length (1: none)")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--max-minutes", type=float, dest="max_minutes",
+    parser.add_argument("--seed", type=int,
+                        help="seed of the example stream and of the initial weights")
+    parser.add_argument("--max-minutes", type=positive_float, dest="max_minutes",
                         help="stop (checkpointed) after this much training in this call; "
                              "--resume continues on the same schedule")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: auto)")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--device", type=device,
+                        help="cpu, cuda, cuda:1 (default: cuda when present)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -408,8 +416,12 @@ def main(argv=None) -> int:
     except ValueError as err:
         print(f"tdlib train: {err}", file=sys.stderr)
         return 2
-    task = make_task(args.model, args.env, model_config, example_config, train_config.seed)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"tdlib train: --out {out} is a file; it names the checkpoint folder",
+              file=sys.stderr)
+        return 2
+    task = make_task(args.model, args.env, model_config, example_config, train_config.seed)
     if not args.resume and (out / checkpoint.RECORD_FILE).exists():
         print(f"tdlib train: {out} already holds a checkpoint; pass --resume to continue it or "
               "choose another --out", file=sys.stderr)
@@ -426,6 +438,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted at step {trainer.step}; checkpoint saved in {out}", file=sys.stderr)
         return 130
+    except OSError as err:  # a full or read-only disk: the last checkpoint written is whole
+        print(f"tdlib train: cannot write {err.filename or out}: {err.strerror or err}; "
+              "--resume continues from the last checkpoint", file=sys.stderr)
+        return 2
     if trainer.rank == 0:
         print(f"trained {trainer.step} steps -> {out}")
     if dist.is_initialized():

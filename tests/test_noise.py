@@ -200,3 +200,22 @@ def test_bad_configs_are_rejected():
             ExampleConfig(**kwargs)
     with pytest.raises(ValueError, match="unknown mutation scheme"):
         Mutator(ENVS["csg2d"].grammar, scheme="nope")
+
+
+@pytest.mark.parametrize("name", LANGUAGES)
+@pytest.mark.parametrize("mode", ["path", "last_step"])
+def test_visible_examples_change_the_image_and_simplified_targets_have_no_dead_part(name, mode):
+    from tdlib.refine import UNCHANGED_ATOL, removals
+    env = ENVS[name]
+    size = 32
+    maker = ExampleMaker(env, ExampleConfig(image_size=size, mode=mode, simplify_targets=True,
+                                            visible_edits_only=True))
+    rng = np.random.default_rng(2)
+    for _ in range(60):
+        ex = maker.example(rng, render=False)
+        after = ex.edit.apply(ex.current)
+        # brute force: the edit moves some pixel by more than rounding
+        assert np.abs(env.render(after, size) - env.render(ex.current, size)).max() > UNCHANGED_ATOL
+        target = env.render(ex.target, size)
+        for smaller in removals(ex.target):
+            assert np.abs(env.render(smaller, size) - target).max() > UNCHANGED_ATOL

@@ -104,7 +104,7 @@ def test_a_bad_budget_is_refused():
 import csv  # noqa: E402
 
 from tdlib.experiment import SearchConfig, evaluate_testset, main as evaluate_main  # noqa: E402
-from tdlib.plotting import project_root  # noqa: E402
+from tdlib.layout import project_root  # noqa: E402
 from tdlib.presets import shipped_folder  # noqa: E402
 
 HARD = project_root() / "results" / "testsets" / "csg2d_hard.jsonl"

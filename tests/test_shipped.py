@@ -80,7 +80,7 @@ def test_every_committed_evaluation_read_the_checkpoints_that_ship():
     in results/checkpoints/ (the shipped one of its language, or the arm its settings name)."""
     from tdlib import testsets
     from tdlib.experiment import default_model_folder
-    from tdlib.plotting import project_root
+    from tdlib.layout import project_root
     root = project_root()
     runs = sorted((root / "results" / "eval").glob("*.csv.json"))
     assert runs, "no committed evaluations"

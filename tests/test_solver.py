@@ -155,3 +155,129 @@ def test_bad_options_are_refused_by_the_parser(capsys, argv, message):
     assert run(["solve", *argv]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # argparse: usage, then the error
     assert last.startswith("tdlib solve: error:") and message in last
+
+
+def dead_parts(env, program):
+    """Brute force: removals (a node replaced by its child of the same rule) that leave every
+    pixel as it was."""
+    from tdlib.refine import UNCHANGED_ATOL, removals
+    tree = env.parse(program)
+    image = env.render(tree)
+    return [str(c) for c in removals(tree)
+            if np.abs(env.render(c) - image).max() <= UNCHANGED_ATOL]
+
+
+def test_no_answer_has_a_dead_part_and_none_is_worse_than_the_search(tmp_path):
+    env = tdlib.make_env("csg2d")
+    save_png(tmp_path / "ring.png", env.display(env.render(RING, 200)))
+    targets = [dict(program=str(env.sample(seed, 3, 7))) for seed in range(4)]
+    targets += [dict(image=tmp_path / "ring.png"), dict(image=tmp_path / "ring.png", sketch=True)]
+    for i, target in enumerate(targets):
+        result = tdlib.solve(env, budget=12, seed=i, **target)
+        assert dead_parts(env, result.program) == [], target
+        if result.judged:
+            searched = np.abs(env.render(result.searched) - result.target).mean()
+            assert result.score <= searched + 1e-9
+            assert result.primitives == env.parse(result.program).sigma
+
+
+def test_ctrl_c_returns_the_best_program_so_far(tmp_path, monkeypatch, capsys):
+    import tdlib.experiment
+
+    def interrupted_search(env, expansions, *args, **kwargs):
+        for seed in range(5):
+            expansions.check(env.sample(seed, 1, 3))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tdlib.experiment, "run_search", interrupted_search)
+    result = tdlib.solve("csg2d", program=RING, budget=100)
+    assert result.stopped == "interrupted" and result.expansions == 5
+    assert result.searched in {str(tdlib.make_env("csg2d").sample(s, 1, 3)) for s in range(5)}
+    out = tmp_path / "best"
+    assert run(["solve", "--env", "csg2d", "--program", RING, "--no-progress",
+                "-o", str(out)]) == 130
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-2].startswith("interrupted after 5 programs")
+    tdlib.make_env("csg2d").parse(lines[-1])
+    assert out.with_suffix(".svg").exists()
+
+
+def test_the_search_stops_when_close_enough_or_when_the_error_stops_falling():
+    from tdlib.search import Expansions
+    env = tdlib.make_env("csg2d")
+    target = env.render(RING)
+    stalled = Expansions(env, RING, budget=100, patience=3)
+    programs = ["(Circle 6 8 8)", "(Circle 1 0 0)", "(Circle 1 1 0)", "(Circle 1 2 0)",
+                "(Circle 1 3 0)"]
+    for program in programs:
+        stalled.check(env.parse(program))
+    assert stalled.spent == 4 and stalled.stop_reason == "no improvement"
+    close = Expansions(env, target, budget=100, stop_error=0.12)
+    close.check(env.parse("(Circle 1 0 0)"))
+    assert close.stop_reason is None
+    close.check(env.parse("(Circle 6 8 8)"))  # the ring's hole: pi 24^2 px, 11 % of 128^2
+    assert close.stop_reason == "close enough"
+    leaders = Expansions(env, RING, budget=100, keep_best=2)
+    for program in programs:
+        leaders.check(env.parse(program))
+    errors = [e for e, _ in leaders.leaders]
+    assert [p for _, p in leaders.leaders][0] == "(Circle 6 8 8)" and errors == sorted(errors)
+    assert len(errors) == 2
+
+
+def test_a_picture_on_coloured_paper_is_padded_with_its_paper():
+    env = tdlib.make_env("csg2d")
+    page = np.zeros((64, 128, 3), np.float32)
+    page[:] = (0.98, 0.92, 0.47)  # yellow paper
+    page[24:40, 56:72] = (0.1, 0.4, 0.15)  # a green square
+    observed = image_to_observation(env, page)[:, :, 0]
+    assert observed[:30].max() < 0.01 and observed[98:].max() < 0.01  # padding reads as paper
+    assert observed[60:68, 60:68].min() > 0.99  # the square is full ink after the stretch
+
+
+def test_the_picture_suite_is_drawn_as_described(tmp_path):
+    from tdlib.pictures import SUITE
+    env = tdlib.make_env("csg2d")
+    assert len(SUITE) >= 12 and len({p.name for p in SUITE}) == len(SUITE)
+    for picture in SUITE:
+        path = picture.save(tmp_path)
+        with Image.open(path) as image:
+            assert image.size == (picture.width, picture.height)
+        target = image_to_observation(env, path)
+        reference = env.render(picture.reference)
+        # the hand-written reference draws about the same: far closer than an empty page
+        assert np.abs(reference - target).mean() < 0.5 * target.mean(), picture.name
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--tolerance", "1.5"], "expected a number in [0, 1]"),
+    (["--tolerance", "x"], "expected a number in [0, 1]"),
+    (["--patience", "0"], "expected a positive integer"),
+])
+def test_bad_stopping_options_are_refused(capsys, argv, message):
+    assert run(["solve", "--env", "csg2d", "--program", RING, *argv]) == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_float_tiff_outside_zero_to_one_is_refused_not_rescaled(tmp_path):
+    values = np.linspace(0, 765, 64 * 64, dtype=np.float32).reshape(64, 64)
+    Image.fromarray(values, "F").save(tmp_path / "float.tif")
+    with pytest.raises(ImageError, match=r"values in \[0, 1\]; this one has 0 to 765"):
+        load_image(tmp_path / "float.tif")
+
+
+def test_huge_and_extreme_pictures_are_shrunk_or_refused_before_they_cost_memory(tmp_path):
+    import tracemalloc
+    env = tdlib.make_env("csg2d")
+    strip = np.full((1, 20_000), 255, np.uint8)
+    strip[0, 9_000:11_000] = 0  # a dark dash in the middle of a long white line
+    Image.fromarray(strip).save(tmp_path / "strip.png")
+    tracemalloc.start()
+    observed = image_to_observation(env, tmp_path / "strip.png")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 200e6, f"{peak / 1e6:.0f} MB for a 1 x 20,000 picture"
+    assert observed.shape == (128, 128, 1)
+    Image.new("1", (12_000, 9_000)).save(tmp_path / "huge.png")  # 108 million pixels
+    with pytest.raises(ImageError, match="12000 x 9000 pixels; at most"):
+        load_image(tmp_path / "huge.png")

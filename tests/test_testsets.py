@@ -7,7 +7,7 @@ import tdlib
 from tdlib import testsets
 from tdlib.cli import main
 from tdlib.complexity import complexity_threshold, lz4_score, training_scores
-from tdlib.plotting import project_root
+from tdlib.layout import project_root
 
 SHIPPED_DIR = project_root() / "results" / "testsets"
 
