@@ -206,6 +206,25 @@ def example_config(record: dict) -> ExampleConfig:
     return ExampleConfig(**record["examples"])
 
 
+def saved_steps(folder: str | Path) -> dict:
+    """The step each file of a checkpoint belongs to (``record``, ``weights``, ``state``; None
+    for a file that is missing or records none): a save cut short leaves them unequal."""
+    from safetensors import safe_open
+    folder = Path(folder)
+    steps = {"record": None, "weights": None, "state": None}
+    try:
+        steps["record"] = read_record(folder).get("step")
+    except CheckpointError:
+        pass
+    for key, name in (("weights", MODEL_FILE), ("state", STATE_FILE)):
+        try:
+            with safe_open(str(folder / name), "pt") as f:
+                steps[key] = int((f.metadata() or {}).get("step"))
+        except (OSError, SafetensorError, TypeError, ValueError):
+            pass
+    return steps
+
+
 def load_train_state(folder: str | Path, optimizer: torch.optim.Optimizer,
                      step: int | None = None) -> None:
     """Restore the optimizer and random-number state saved beside a checkpoint (of ``step``)."""
@@ -218,8 +237,8 @@ def load_train_state(folder: str | Path, optimizer: torch.optim.Optimizer,
         raise CheckpointError(f"{folder / STATE_RECORD} is missing or corrupt: {err}") from None
     if step is not None and state_record.get("step") != step:
         raise CheckpointError(f"{folder}: the training state is from step "
-                              f"{state_record.get('step')}, the weights from step {step} (a save "
-                              "was interrupted); cannot resume exactly")
+                              f"{state_record.get('step')} and {RECORD_FILE} from step {step} (a "
+                              "save was cut short); cannot resume exactly")
     if "rng.torch" not in tensors:
         raise CheckpointError(f"{folder / STATE_FILE} lacks the random-number state")
     state = {"param_groups": meta["param_groups"], "state": {}}

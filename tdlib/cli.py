@@ -48,6 +48,23 @@ positive_float = _bounded(float, lambda v: 0 < v < float("inf"), "a positive num
 fraction = _bounded(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
 
 
+def program_text(text: str) -> str:
+    """A program given on the command line, ``-`` for standard input, or ``@FILE`` for a file
+    (a program longer than the system's limit on arguments, about 128 KiB, must come so);
+    surrounding white space is dropped."""
+    if text == "-":
+        return sys.stdin.read().strip()
+    if text.startswith("@"):
+        path = text[1:]
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.read().strip()
+        except (OSError, UnicodeDecodeError) as err:
+            raise argparse.ArgumentTypeError(f"cannot read a program from {path}: "
+                                             f"{getattr(err, 'strerror', None) or err}") from None
+    return text
+
+
 def device(text: str) -> str:
     """A device torch knows and this machine has: cpu, cuda, cuda:N."""
     import torch
@@ -86,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     render = sub.add_parser("render", help="render a program to a PNG image",
                             description="Render a program to PNG (CSG2D: black ink on white).")
     _add_env(render)
-    render.add_argument("program", help="program text, e.g. \"(Circle 4 8 8)\"")
+    render.add_argument("program", type=program_text, help="program text, e.g. \"(Circle 4 8 8)\"; "
+                        "- reads it from standard input, @FILE from a file")
     render.add_argument("-o", "--output", required=True, help="PNG file to write")
     render.add_argument("--size", type=image_size, default=128, help="image size in pixels (128)")
 
@@ -101,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     svg = sub.add_parser("svg", help="export a program as SVG",
                          description="Export a program as SVG that draws like 'tdlib render'.")
     _add_env(svg)
-    svg.add_argument("program", help="program text")
+    svg.add_argument("program", type=program_text,
+                     help="program text (- standard input, @FILE a file)")
     svg.add_argument("-o", "--output", help="SVG file to write (default: standard output)")
     svg.add_argument("--size", type=image_size, default=128, help="canvas size in pixels (128)")
 
@@ -110,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "printing each program with a caret line under the "
                                         "edited span, as in the paper's Appendix A.")
     _add_env(mutate)
-    mutate.add_argument("program", help="program text")
+    mutate.add_argument("program", type=program_text,
+                        help="program text (- standard input, @FILE a file)")
     mutate.add_argument("--steps", type=non_negative_int, default=1, help="how many mutations (1)")
     mutate.add_argument("--seed", type=int, default=0, help="random seed (0)")
     mutate.add_argument("--scheme", choices=["count", "rule", "uniform"], default="count",
@@ -120,8 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Print the edit path (Algorithm 1, repeated) from program "
                                       "A to program B: each program, the edit under it.")
     _add_env(path)
-    path.add_argument("source", help="program A")
-    path.add_argument("target", help="program B")
+    path.add_argument("source", type=program_text, help="program A (@FILE: from a file)")
+    path.add_argument("target", type=program_text, help="program B (@FILE: from a file)")
     path.add_argument("--seed", type=int, default=0, help="random seed (0)")
 
     sub.add_parser("train", help="train a network: policy, value, ar or repl (see tdlib train --help)",
@@ -141,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_env(solve)
     target = solve.add_mutually_exclusive_group(required=True)
     target.add_argument("--image", help="the picture to draw")
-    target.add_argument("--program", help="a program whose render is the target")
+    target.add_argument("--program", type=program_text,
+                        help="a program whose render is the target (- standard input, @FILE a file)")
     solve.add_argument("--sketch", action="store_true",
                        help="the picture is a hand drawing (CSG2D; uses the CSG2D-Sketch models)")
     solve.add_argument("--budget", type=positive_int, default=5000,
@@ -287,28 +308,45 @@ COMMANDS = {"solve": _cmd_solve, "envs": _cmd_envs, "render": _cmd_render, "samp
             "mutate": _cmd_mutate, "path": _cmd_path, "testset": _cmd_testset}
 
 
+def run_command(name: str, command) -> int:
+    """Run ``command()`` (which returns an exit status) as the command ``tdlib NAME``: the one
+    place where expected failures become one line on standard error and status 2 (a malformed
+    program, a bad value, a file that cannot be read or written), Ctrl-C status 130, and an
+    unexpected error keeps its traceback and says that it is a bug to report."""
+    try:
+        return command() or 0
+    except KeyboardInterrupt:
+        print(f"tdlib {name}: interrupted", file=sys.stderr)
+        return 130
+    except ProgramSyntaxError as err:
+        print(f"tdlib {name}: malformed program: {err}", file=sys.stderr)
+        return 2
+    except (UsageError, ValueError) as err:
+        print(f"tdlib {name}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"tdlib {name}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        print(f"tdlib {name}: this is a bug in tdlib; please report it to the project's issue "
+              "tracker with the command line and the traceback above", file=sys.stderr)
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:  # the trainer owns its options (tdlib train --help)
         from tdlib.train import main as train_main
-        return train_main(argv[1:])
+        return run_command("train", lambda: train_main(argv[1:]))
     if argv[:1] == ["evaluate"]:  # so does the search evaluation (tdlib evaluate --help)
         from tdlib.experiment import main as evaluate_main
-        return evaluate_main(argv[1:])
+        return run_command("evaluate", lambda: evaluate_main(argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        status = COMMANDS[args.command](args, sys.stdout)
-    except KeyboardInterrupt:
-        print(f"tdlib {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except ProgramSyntaxError as err:
-        print(f"tdlib {args.command}: malformed program: {err}", file=sys.stderr)
-        return 2
-    except (UsageError, OSError, ValueError) as err:
-        print(f"tdlib {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    return status or 0
+    return run_command(args.command, lambda: COMMANDS[args.command](args, sys.stdout))
 
 
 if __name__ == "__main__":  # pragma: no cover

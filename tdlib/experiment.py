@@ -323,7 +323,13 @@ def _check_settings(out: Path, testset, config: SearchConfig, models: Models, en
     mine["models"] = model_versions(env, models, config)
     mine["testset_sha256"] = file_sha256(testset)
     if done or (settings.exists() and out.stat().st_size):
-        theirs = json.loads(settings.read_text()) if settings.exists() else None
+        try:
+            theirs = json.loads(settings.read_text()) if settings.exists() else None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{settings} is corrupt ({err}); move it away to start anew") from None
+        if theirs is not None and not isinstance(theirs, dict):
+            raise ValueError(f"{settings} holds {type(theirs).__name__}, not an evaluation's "
+                             "settings; move it away to start anew")
         for key in ("models", "testset_sha256"):  # files written before these were recorded
             if theirs is not None and key not in theirs:
                 theirs[key] = mine[key]

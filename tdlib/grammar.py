@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 import lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from tdlib.tree import Node, SyntaxTree
+from tdlib.tree import Node, SyntaxTree, node_depth
 
 
 class GrammarError(ValueError):
@@ -46,6 +46,16 @@ class ProgramSyntaxError(ValueError):
         self.found = found
         what = "end of input" if found is None else repr(found)
         super().__init__(f"column {column}: expected {' or '.join(expected)}, found {what}")
+
+
+# Programs nest at most this deep (a node under 256 others): the renderers, mutations and edit
+# paths recurse once per level, and Python's stack ends near 1,000.  Sampled programs nest
+# about 10 deep.
+MAX_DEPTH = 256
+
+
+class ProgramTooDeepError(ValueError):
+    """A program nests deeper than :data:`MAX_DEPTH`."""
 
 
 class Rule:
@@ -253,8 +263,14 @@ class Grammar:
 
     # ------------------------------------------------------------------ parse
     def parse(self, text: str) -> SyntaxTree:
-        """Parse a program; raises :class:`ProgramSyntaxError` naming the column on bad input."""
-        return SyntaxTree(self.parse_node(text, self.root_rule), self)
+        """Parse a program; raises :class:`ProgramSyntaxError` naming the column on bad input
+        and :class:`ProgramTooDeepError` for one that nests deeper than :data:`MAX_DEPTH`."""
+        root = self.parse_node(text, self.root_rule)
+        depth = node_depth(root)
+        if depth > MAX_DEPTH:
+            raise ProgramTooDeepError(f"the program nests {depth} levels deep; tdlib handles at "
+                                      f"most {MAX_DEPTH}")
+        return SyntaxTree(root, self)
 
     def parse_node(self, text: str, rule: Rule | None = None) -> Node:
         """Parse text derived from ``rule`` (default: the root rule) into a node."""

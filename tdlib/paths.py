@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from tdlib.mutation import SIGMA_SMALL, Edit
 from tdlib.sampling import as_random
-from tdlib.tree import Node, SyntaxTree
+from tdlib.tree import Node, SyntaxTree, node_depth
 
 MAX_ROUNDS = 64
 
@@ -82,7 +82,8 @@ def edit_steps(a: SyntaxTree, b: SyntaxTree, rng, sigma_small: int = SIGMA_SMALL
     r = as_random(rng)
     steps: list[Step] = []
     current = a
-    for _ in range(MAX_ROUNDS):
+    rounds = MAX_ROUNDS + node_depth(b.root)  # each round fixes at least one level of b
+    for _ in range(rounds):
         edits = tree_diff(current.root, b.root, sigma_small, r, a.grammar)
         if not edits:
             return steps
@@ -90,7 +91,7 @@ def edit_steps(a: SyntaxTree, b: SyntaxTree, rng, sigma_small: int = SIGMA_SMALL
         for edit in edits:
             steps.append(Step(current, edit))
             current = edit.apply(current)
-    raise RuntimeError(f"no path from {a} to {b} within {MAX_ROUNDS} rounds")
+    raise RuntimeError(f"no path from {a} to {b} within {rounds} rounds")
 
 
 def edit_path(a: SyntaxTree, b: SyntaxTree, rng, sigma_small: int = SIGMA_SMALL) -> list[SyntaxTree]:

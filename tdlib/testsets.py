@@ -13,6 +13,7 @@ worker])``; :func:`training_overlap` checks a large training sample for duplicat
 from __future__ import annotations
 
 import json
+import os
 import random
 import zlib
 from dataclasses import asdict, dataclass
@@ -87,21 +88,50 @@ def generate(spec: TestSetSpec) -> tuple[dict, list[dict]]:
 
 
 def write(path: str | Path, header: dict, problems: list[dict]) -> None:
+    """Write a test set whole or not at all (a temporary file renamed into place)."""
     lines = [json.dumps(header, sort_keys=True)] + [json.dumps(p, sort_keys=True) for p in problems]
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text("\n".join(lines) + "\n")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("\n".join(lines) + "\n")
+    os.replace(partial, path)
 
 
 def load(path: str | Path) -> tuple[dict, list[dict]]:
-    """Read a test set; raises ValueError on a file that is not one."""
-    lines = Path(path).read_text().splitlines()
+    """Read a test set; a file that is not one, or a problem that is malformed or whose program
+    does not parse, raises ValueError naming the file and line."""
+    from tdlib.grammar import ProgramSyntaxError
     try:
-        header = json.loads(lines[0])
-        problems = [json.loads(line) for line in lines[1:]]
-    except (IndexError, json.JSONDecodeError) as err:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
         raise ValueError(f"{path} is not a tdlib test set: {err}") from None
-    if header.get("tdlib_testset") != FORMAT_VERSION:
+    if not lines:
+        raise ValueError(f"{path} is not a tdlib test set: it is empty")
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            what = f"not JSON ({err.msg}, column {err.colno})"
+            if number == 1:
+                raise ValueError(f"{path} is not a tdlib test set: line 1 is {what}") from None
+            raise ValueError(f"{path}, line {number}: {what}") from None
+    header, problems = records[0], records[1:]
+    if not isinstance(header, dict) or header.get("tdlib_testset") != FORMAT_VERSION:
         raise ValueError(f"{path} is not a tdlib test set of format {FORMAT_VERSION}")
+    try:
+        env = make_env(str((header.get("spec") or {}).get("env", "")))
+    except ValueError as err:
+        raise ValueError(f"{path}, line 1: {err}") from None
+    for number, problem in enumerate(problems, 2):
+        if not (isinstance(problem, dict) and isinstance(problem.get("index"), int)
+                and isinstance(problem.get("program"), str)):
+            raise ValueError(f"{path}, line {number}: a problem has an integer index and a "
+                             "program")
+        try:
+            env.parse(problem["program"])
+        except ProgramSyntaxError as err:
+            raise ValueError(f"{path}, line {number}: {err}") from None
     return header, problems
 
 

@@ -116,8 +116,13 @@ class Trainer:
         self.initialised_from: dict | None = None
         if resume:
             self._resume()
-        elif train_config.init_from:
-            self._initialise(Path(train_config.init_from))
+        else:
+            # a first run that died before its first checkpoint left logs of nothing that was
+            # kept: this run's logs start anew (the CLI refuses a folder holding a checkpoint)
+            if self.rank == 0:
+                truncate_logs(self.out, 0)
+            if train_config.init_from:
+                self._initialise(Path(train_config.init_from))
         self.wrapped = self.model
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -180,6 +185,16 @@ class Trainer:
                 "needs the same preset and options (or choose another --out)")
         self.step = int(record["step"])
         self.seconds = float(record.get("train_seconds", 0.0))
+        saved = checkpoint.saved_steps(self.out)
+        if saved["weights"] == saved["state"] is not None and saved["weights"] > self.step:
+            # the last save wrote its weights and state and was cut before model.json: both
+            # are whole, so the run goes on from them (the minutes since the record's step are
+            # not counted)
+            if self.rank == 0:
+                print(f"{self.out}: the save of step {saved['weights']} was cut short before "
+                      f"{checkpoint.RECORD_FILE} (step {self.step}); resuming from step "
+                      f"{saved['weights']}", file=sys.stderr)
+            self.step = saved["weights"]
         self.history = list(record.get("history") or [
             {"from_step": 0, "git_commit": record.get("git_commit"),
              "command": record.get("command"), "train": record.get("train")}])
@@ -256,10 +271,12 @@ class Trainer:
         began, seconds_before = time.perf_counter(), self.seconds
         window_start, window_examples = time.perf_counter(), 0
         interrupted = []
-        previous = None
+        previous = {}
         if threading.current_thread() is threading.main_thread():
-            # Ctrl-C finishes the current step, then saves: never a half-applied update.
-            previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+            # Ctrl-C (or a SIGTERM from a scheduler or `kill`) finishes the current step, then
+            # saves: never a half-applied update, nothing lost since the last checkpoint.
+            for number in (signal.SIGINT, signal.SIGTERM):
+                previous[number] = signal.signal(number, lambda *_: interrupted.append(True))
         try:
             for batch in self.batches():
                 if interrupted:
@@ -306,8 +323,8 @@ class Trainer:
                     break
         finally:
             bar.close()
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
         if interrupted:
             self.save()
             raise KeyboardInterrupt
@@ -340,16 +357,26 @@ class _CsvLog:
 
 
 def truncate_logs(folder: Path, step: int) -> None:
-    """Drop log rows after ``step`` (a resumed run rewrites them)."""
+    """Drop log rows after ``step`` (a resumed run rewrites them), and rows that do not start
+    with a step (a line torn by a dying run); at step 0 the logs go altogether."""
     for name in ("train_log.csv", "eval_log.csv"):
         path = folder / name
         if not path.exists():
             continue
-        lines = path.read_text().splitlines(keepends=True)
+        if step == 0:
+            path.unlink(missing_ok=True)
+            continue
+        lines = path.read_text(errors="replace").splitlines(keepends=True)
         if not lines:
             continue
-        kept = [lines[0]] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= step]
+        kept = [lines[0]] + [ln for ln in lines[1:] if ln.endswith("\n") and _step_of(ln) <= step]
         path.write_text("".join(kept))
+
+
+def _step_of(line: str) -> float:
+    """The step a log row starts with; infinity (dropped) for a row that has none."""
+    head = line.split(",", 1)[0]
+    return int(head) if head.isdigit() else float("inf")
 
 
 def configs_from_args(args) -> tuple[ModelConfig, TrainConfig, ExampleConfig]:

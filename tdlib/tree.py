@@ -211,6 +211,16 @@ class SyntaxTree:
         return SyntaxTree(_replace(self.root, path, 0, replacement), self.grammar)
 
 
+def node_depth(node: Node) -> int:
+    """Levels below ``node`` on its longest branch (0 for a leaf), counted without recursion."""
+    deepest, stack = 0, [(node, 0)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in current.children)
+    return deepest
+
+
 def _leaf_of(alt: "Alternative") -> Node:
     return alt.leaf
 

@@ -52,3 +52,57 @@ def test_train_refuses_an_out_that_is_a_file(tmp_path, capsys):
     assert run(TRAIN + ["--out", str(tmp_path / "file")]) == 2
     err = capsys.readouterr().err.strip()
     assert "is a file" in err and len(err.splitlines()) == 1
+
+
+def nested(depth: int) -> str:
+    """A CSG2D program ``depth`` levels deep: binops down the left side to a circle, whose
+    numbers are the deepest leaves (``depth - 1`` binops)."""
+    return "(+ " * (depth - 1) + "(Circle 1 1 1)" + " (Circle 2 2 2))" * (depth - 1)
+
+
+@pytest.mark.parametrize("command", [
+    ["render", "--env", "csg2d", "PROGRAM", "-o", "x.png"],
+    ["svg", "--env", "csg2d", "PROGRAM"],
+    ["mutate", "--env", "csg2d", "PROGRAM", "--steps", "3"],
+    ["path", "--env", "csg2d", "(Circle 1 1 1)", "PROGRAM"],
+])
+def test_programs_nested_too_deep_are_refused_and_deep_ones_work(tmp_path, monkeypatch, capsys,
+                                                                 command):
+    from tdlib.grammar import MAX_DEPTH
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "deep.txt").write_text(nested(MAX_DEPTH + 50))
+    assert run([a if a != "PROGRAM" else "@deep.txt" for a in command]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"nests {MAX_DEPTH + 50} levels deep; tdlib handles at most {MAX_DEPTH}" in err
+    assert len(err.splitlines()) == 1
+    (tmp_path / "ok.txt").write_text(nested(MAX_DEPTH))
+    assert run([a if a != "PROGRAM" else "@ok.txt" for a in command]) == 0
+
+
+def test_a_program_can_come_from_standard_input(monkeypatch, capsys):
+    import io
+    monkeypatch.setattr("sys.stdin", io.StringIO(RING + "\n"))
+    assert run(["svg", "--env", "csg2d", "-"]) == 0
+    assert "<svg" in capsys.readouterr().out
+
+
+def test_an_unexpected_error_keeps_its_traceback_and_asks_for_a_report(monkeypatch, capsys):
+    import tdlib.cli
+
+    def broken(args, out):
+        raise RuntimeError("something tdlib did not expect")
+    monkeypatch.setitem(tdlib.cli.COMMANDS, "envs", broken)
+    assert run(["envs"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: something tdlib did not expect" in err
+    assert err.strip().splitlines()[-1].startswith("tdlib envs: this is a bug in tdlib")
+
+
+def test_ctrl_c_in_a_command_is_one_line_and_status_130(monkeypatch, capsys):
+    import tdlib.cli
+
+    def interrupted(args, out):
+        raise KeyboardInterrupt
+    monkeypatch.setitem(tdlib.cli.COMMANDS, "testset", interrupted)
+    assert run(["testset", "--env", "csg2d", "-o", "x.jsonl"]) == 130
+    assert capsys.readouterr().err.strip() == "tdlib testset: interrupted"

@@ -79,3 +79,28 @@ def test_committed_settings_without_a_test_set_hash_still_resume(tmp_path):
     settings.write_text(json.dumps(record))
     evaluate_testset(HARD, CONFIG, out, limit=2, resume=True, progress=False)
     assert len(rows(out)) == 2
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda lines: lines[:3] + ['{"index": 3, "program": "(Circle 4 8"}'] + lines[4:],
+     "line 4: "),
+    (lambda lines: lines[:2] + ["{not json"] + lines[3:], "line 3: not JSON"),
+    (lambda lines: lines[:5] + ['{"index": "five"}'], "line 6: a problem has an integer index"),
+    (lambda lines: ['{"tdlib_testset": 1, "spec": {"env": "logo"}}'] + lines[1:], "line 1: "),
+])
+def test_a_malformed_test_set_is_refused_naming_its_file_and_line(tmp_path, capsys, change,
+                                                                  message):
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("\n".join(change(HARD.read_text().splitlines())) + "\n")
+    assert evaluate_main(["--method", "ar", "--testset", str(broken), "-o",
+                          str(tmp_path / "e.csv"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{broken}, {message}" in err and len(err.splitlines()) == 1, err
+
+
+def test_a_settings_file_that_is_not_a_record_is_refused(tmp_path):
+    out = tmp_path / "e.csv"
+    evaluate_testset(HARD, CONFIG, out, limit=1, progress=False)
+    out.with_suffix(".csv.json").write_text("[]")
+    with pytest.raises(ValueError, match="holds list, not an evaluation's settings"):
+        evaluate_testset(HARD, CONFIG, out, limit=2, resume=True, progress=False)

@@ -37,6 +37,8 @@ import threading
 import time
 from pathlib import Path
 
+from tdlib.presets import POLICY_STRUCTURE
+
 ROOT = Path(__file__).resolve().parents[1]
 START_POLICY = ROOT / "results" / "checkpoints" / "csg2d_policy_158k"
 LONG_SCHEDULE = 10_000_000  # phase 1's cosine length: the rate stays flat for its minutes
@@ -47,7 +49,10 @@ def run_args(smoke: bool) -> dict[str, dict]:
     common = ["--env", "csg2d", "--model", "policy", "--no-progress",
               "--set", "train.checkpoint_every=100000000",
               "--set", f"train.eval_problems={4 if smoke else 128}"]
-    paper = common + ["--preset", "paper", "--batch-size", "8" if smoke else "256",
+    # the paper's sizes with the cpu policy's structure (presets.POLICY_STRUCTURE), as trained
+    structure = [f"--set={key}={value}" for key, value in POLICY_STRUCTURE.items()]
+    paper = common + structure + ["--set", "examples.masked_loss=True",
+                                  "--preset", "paper", "--batch-size", "8" if smoke else "256",
                       "--lr", "5e-4", "--workers", "1" if smoke else "6",
                       "--set", "train.warmup_steps=300", "--set", "train.eval_every=1500",
                       "--set", f"train.log_every={2 if smoke else 50}"]
