@@ -60,8 +60,8 @@ def program_text(text: str) -> str:
             with open(path, encoding="utf-8") as f:
                 return f.read().strip()
         except (OSError, UnicodeDecodeError) as err:
-            raise argparse.ArgumentTypeError(f"cannot read a program from {path}: "
-                                             f"{getattr(err, 'strerror', None) or err}") from None
+            raise UsageError(f"cannot read a program from {path}: "
+                             f"{getattr(err, 'strerror', None) or err}") from None
     return text
 
 
@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     render = sub.add_parser("render", help="render a program to a PNG image",
                             description="Render a program to PNG (CSG2D: black ink on white).")
     _add_env(render)
-    render.add_argument("program", type=program_text, help="program text, e.g. \"(Circle 4 8 8)\"; "
+    render.add_argument("program", help="program text, e.g. \"(Circle 4 8 8)\"; "
                         "- reads it from standard input, @FILE from a file")
     render.add_argument("-o", "--output", required=True, help="PNG file to write")
     render.add_argument("--size", type=image_size, default=128, help="image size in pixels (128)")
@@ -119,8 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     svg = sub.add_parser("svg", help="export a program as SVG",
                          description="Export a program as SVG that draws like 'tdlib render'.")
     _add_env(svg)
-    svg.add_argument("program", type=program_text,
-                     help="program text (- standard input, @FILE a file)")
+    svg.add_argument("program", help="program text (- standard input, @FILE a file)")
     svg.add_argument("-o", "--output", help="SVG file to write (default: standard output)")
     svg.add_argument("--size", type=image_size, default=128, help="canvas size in pixels (128)")
 
@@ -129,8 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "printing each program with a caret line under the "
                                         "edited span, as in the paper's Appendix A.")
     _add_env(mutate)
-    mutate.add_argument("program", type=program_text,
-                        help="program text (- standard input, @FILE a file)")
+    mutate.add_argument("program", help="program text (- standard input, @FILE a file)")
     mutate.add_argument("--steps", type=non_negative_int, default=1, help="how many mutations (1)")
     mutate.add_argument("--seed", type=int, default=0, help="random seed (0)")
     mutate.add_argument("--scheme", choices=["count", "rule", "uniform"], default="count",
@@ -140,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Print the edit path (Algorithm 1, repeated) from program "
                                       "A to program B: each program, the edit under it.")
     _add_env(path)
-    path.add_argument("source", type=program_text, help="program A (@FILE: from a file)")
-    path.add_argument("target", type=program_text, help="program B (@FILE: from a file)")
+    path.add_argument("source", help="program A (@FILE: from a file)")
+    path.add_argument("target", help="program B (@FILE: from a file)")
     path.add_argument("--seed", type=int, default=0, help="random seed (0)")
 
     sub.add_parser("train", help="train a network: policy, value, ar or repl (see tdlib train --help)",
@@ -161,8 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_env(solve)
     target = solve.add_mutually_exclusive_group(required=True)
     target.add_argument("--image", help="the picture to draw")
-    target.add_argument("--program", type=program_text,
-                        help="a program whose render is the target (- standard input, @FILE a file)")
+    target.add_argument("--program",
+                        help="a program whose render is the target (- standard input, @FILE a "
+                             "file)")
     solve.add_argument("--sketch", action="store_true",
                        help="the picture is a hand drawing (CSG2D; uses the CSG2D-Sketch models)")
     solve.add_argument("--budget", type=positive_int, default=5000,
@@ -214,7 +213,7 @@ def _cmd_testset(args, out) -> None:
 
 def _cmd_mutate(args, out) -> None:
     env = make_env(args.env)
-    tree = env.parse(args.program)
+    tree = env.parse(program_text(args.program))
     trees, edits = env.mutator(args.scheme).chain(tree, args.steps, args.seed)
     for before, edit in zip(trees, edits):
         print(before, file=out)
@@ -225,7 +224,8 @@ def _cmd_mutate(args, out) -> None:
 def _cmd_path(args, out) -> None:
     from tdlib.paths import edit_steps
     env = make_env(args.env)
-    source, target = env.parse(args.source), env.parse(args.target)
+    source = env.parse(program_text(args.source))
+    target = env.parse(program_text(args.target))
     steps = edit_steps(source, target, args.seed)
     for step in steps:
         print(step.tree, file=out)
@@ -247,7 +247,7 @@ def _cmd_envs(args, out) -> None:
 def _cmd_render(args, out) -> None:
     from tdlib.plotting import save_png
     env = make_env(args.env)
-    image = env.render(args.program, size=args.size)
+    image = env.render(program_text(args.program), size=args.size)
     save_png(args.output, env.display(image))
     print(f"wrote {args.output} ({args.size}x{args.size})", file=out)
 
@@ -265,7 +265,7 @@ def _cmd_sample(args, out) -> None:
 
 def _cmd_svg(args, out) -> None:
     env = make_env(args.env)
-    text = env.to_svg(args.program, size=args.size)
+    text = env.to_svg(program_text(args.program), size=args.size)
     if args.output:
         with open(args.output, "w") as f:
             f.write(text)
@@ -277,7 +277,8 @@ def _cmd_svg(args, out) -> None:
 def _cmd_solve(args, out) -> int:
     from tdlib.solver import solve, write_outputs
     models = {k: getattr(args, k) for k in ("policy", "value", "ar") if getattr(args, k)}
-    result = solve(args.env, args.image, program=args.program, budget=args.budget,
+    program = None if args.program is None else program_text(args.program)
+    result = solve(args.env, args.image, program=program, budget=args.budget,
                    seed=args.seed, sketch=args.sketch, beam=args.beam, k=args.k,
                    tolerance=args.tolerance, patience=args.patience, refine=not args.no_refine,
                    models=models, device=args.device, progress=not args.no_progress)
