@@ -106,6 +106,18 @@ def trained_further_from(record: dict) -> dict:
     return started if same else {}
 
 
+def trained_before(record: dict) -> dict:
+    """Steps, examples and training seconds of every network this one was trained further from
+    (``initialised_from``, followed back to a start from scratch or from another kind), summed."""
+    total = {"step": 0, "examples_seen": 0, "train_seconds": 0.0}
+    started = trained_further_from(record)
+    while started:
+        for key in total:
+            total[key] += started.get(key) or 0
+        started = trained_further_from(started)
+    return total
+
+
 def _load_tensors(path: Path, device="cpu") -> dict:
     if not path.exists():
         raise CheckpointError(f"{path} is missing")

@@ -81,3 +81,17 @@ def test_the_sketch_language_borrows_csg2ds_value_network():
     folder = default_model_folder("csg2d-sketch", "value")
     model, record = load_model(folder, kind="value", env="csg2d-sketch")
     assert record["env"] == "csg2d"
+
+
+def test_trained_before_sums_every_piece_of_the_same_kind_and_language():
+    from tdlib.checkpoint import trained_before
+    first = {"kind": "policy", "env": "csg2d", "step": 100, "examples_seen": 3200,
+             "train_seconds": 60.0}
+    second = {"kind": "policy", "env": "csg2d", "step": 50, "examples_seen": 1600,
+              "train_seconds": 30.0, "initialised_from": first}
+    third = {"kind": "policy", "env": "csg2d", "step": 7, "initialised_from": second}
+    assert trained_before(third) == {"step": 150, "examples_seen": 4800, "train_seconds": 90.0}
+    value = {"kind": "value", "env": "csg2d", "step": 9, "initialised_from": second}
+    assert trained_before(value) == {"step": 0, "examples_seen": 0, "train_seconds": 0.0}
+    shipped = json.loads((SHIPPED / "csg2d_policy" / "model.json").read_text())
+    assert trained_before(shipped)["step"] + shipped["step"] == 210_000

@@ -62,9 +62,16 @@ def record_run(row: dict, table: Path = RUNS_TABLE) -> None:
 
 
 def record_curve(recipe: str, eval_log: Path, table: Path = CURVES_TABLE) -> None:
-    """Replace the recipe's rows of the learning-curve table by its run's evaluations."""
+    """Replace the recipe's rows of the learning-curve table by its run's evaluations, counted
+    from scratch: a run started from another policy's weights adds that policy's steps,
+    examples and minutes (``checkpoint.trained_before``)."""
     import pandas as pd
+    from tdlib.checkpoint import read_record, trained_before
     curve = pd.read_csv(eval_log)
+    before = trained_before(read_record(Path(eval_log).parent))
+    curve["step"] += before["step"]
+    curve["examples_seen"] += before["examples_seen"]
+    curve["train_minutes"] = (curve["train_minutes"] + before["train_seconds"] / 60).round(2)
     curve.insert(0, "recipe", recipe)
     if table.exists():
         old = pd.read_csv(table)
