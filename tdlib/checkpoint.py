@@ -218,23 +218,15 @@ def example_config(record: dict) -> ExampleConfig:
     return ExampleConfig(**record["examples"])
 
 
-def saved_steps(folder: str | Path) -> dict:
-    """The step each file of a checkpoint belongs to (``record``, ``weights``, ``state``; None
-    for a file that is missing or records none): a save cut short leaves them unequal."""
+def file_step(path: str | Path) -> int | None:
+    """The step a safetensors file of a checkpoint was saved at (None if it is missing or
+    records none): a save cut short leaves the weights, the state and the record unequal."""
     from safetensors import safe_open
-    folder = Path(folder)
-    steps = {"record": None, "weights": None, "state": None}
     try:
-        steps["record"] = read_record(folder).get("step")
-    except CheckpointError:
-        pass
-    for key, name in (("weights", MODEL_FILE), ("state", STATE_FILE)):
-        try:
-            with safe_open(str(folder / name), "pt") as f:
-                steps[key] = int((f.metadata() or {}).get("step"))
-        except (OSError, SafetensorError, TypeError, ValueError):
-            pass
-    return steps
+        with safe_open(str(path), "pt") as f:
+            return int((f.metadata() or {}).get("step"))
+    except (OSError, SafetensorError, TypeError, ValueError):
+        return None
 
 
 def load_train_state(folder: str | Path, optimizer: torch.optim.Optimizer,

@@ -27,7 +27,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from tdlib.env import Env, make_env
 from tdlib.mutation import SIGMA_SMALL, Edit, Mutator
 from tdlib.paths import edit_steps
-from tdlib.refine import UNCHANGED_ATOL, simplify
+from tdlib.refine import simplify, unchanged
 from tdlib.sampling import as_random
 from tdlib.tree import SyntaxTree
 
@@ -148,10 +148,8 @@ class ExampleMaker:
                                noise, chain[0] if chain else [start])
 
     def _looks_the_same(self, a: SyntaxTree, b: SyntaxTree) -> bool:
-        """No pixel of the two renders differs by more than rounding (as in simplify)."""
         size = self.config.image_size
-        difference = np.abs(self.env.render(a, size) - self.env.render(b, size))
-        return bool(difference.max() <= UNCHANGED_ATOL)
+        return unchanged(self.env.render(a, size), self.env.render(b, size))
 
 
 def worker_seed(seed: int, worker: int, rank: int = 0) -> int:

@@ -19,6 +19,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 SUPERSAMPLE = 4
@@ -164,8 +165,6 @@ def solve_suite(folder: str | Path, seed: int = 0, progress: bool = True) -> lis
     ``tdlib solve``'s defaults; one row per picture: the solver's program, pixel error and
     primitives beside the reference's, the search's own program before refinement, the time
     and why the search stopped."""
-    import numpy as np
-
     from tdlib.env import make_env
     from tdlib.solver import image_to_observation, solve
     env = make_env("csg2d")

@@ -33,6 +33,11 @@ from tdlib.tree import Node, SyntaxTree
 UNCHANGED_ATOL = 2.5 / 255
 
 
+def unchanged(image: np.ndarray, other: np.ndarray, atol: float = UNCHANGED_ATOL) -> bool:
+    """Whether two renders are the same picture: no pixel differs by more than ``atol``."""
+    return bool(np.abs(image - other).max() <= atol)
+
+
 def removals(tree: SyntaxTree):
     """Every tree one removal away from ``tree``, largest removed part first within each
     node (preorder over the node whose children are dropped)."""
@@ -78,8 +83,7 @@ def simplify(env, program, target: np.ndarray | None = None, size: int | None = 
     else:
         size = env.default_size if size is None else size
         image = env.render(tree, size)
-        accept = lambda candidate: float(  # noqa: E731
-            np.abs(env.render(candidate, size) - image).max()) <= atol
+        accept = lambda candidate: unchanged(env.render(candidate, size), image, atol)  # noqa: E731
     changed = True
     while changed:
         changed = False

@@ -24,6 +24,8 @@ import numpy as np
 
 from tdlib import search
 from tdlib.env import Env, make_env
+from tdlib.refine import PixelError, fit_primitives, grow, simplify
+from tdlib.refine import refine as refine_program
 
 
 class ImageError(ValueError):
@@ -219,8 +221,8 @@ def solve(env: str | Env, image=None, *, program: str | None = None, budget: int
     search's best few programs are refined, and two layer-by-layer fits
     (:func:`tdlib.refine.grow`) are made, one from those programs and one from scratch; the
     answer is the one of lowest pixel error plus :data:`PRIMITIVE_COST` a primitive among those
-    whose pixel error is no higher than the search's best program polished.  Ctrl-C stops the search and returns the best
-    program so far (``stopped == "interrupted"``).
+    whose pixel error is no higher than the search's best program polished.  Ctrl-C stops the
+    search and returns the best program so far (``stopped == "interrupted"``).
 
     ``sketch=True``: ``image`` is a hand drawing (CSG2D only).  A sketch has no clean render to
     check a program against, so the search runs its whole budget and returns the program the
@@ -298,69 +300,61 @@ def solve(env: str | Env, image=None, *, program: str | None = None, budget: int
             bar.close()
     outcome = expansions.outcome()
     stopped = "interrupted" if interrupted else (expansions.stop_reason or "search ended")
-    if not judged:
-        score, best = expansions.best_scored or (float("nan"), outcome.best_program)
-        searched = best
-        if best and refine:
-            from tdlib.refine import simplify
-            best = str(simplify(env, best))
-        return Solution(best, False, score, outcome.expansions, expansions.trajectory(best),
-                        False, target, time.perf_counter() - began, stopped,
-                        env.parse(best).sigma if best else 0, searched)
-    best, solved = outcome.best_program, outcome.solved
-    searched, trajectory = best, expansions.trajectory(best)
-    if best and refine:
-        if progress and not solved:
+    if judged:
+        searched, solved = outcome.best_program, outcome.solved
+    else:
+        score, searched = expansions.best_scored or (float("nan"), outcome.best_program)
+        solved = False
+    best, trajectory = searched, expansions.trajectory(searched)
+    if searched and refine:
+        if progress and judged and not solved:
             print(f"refining the search's {len(expansions.leaders)} best programs ...",
                   file=sys.stderr, flush=True)
         try:
-            best, solved = _refined(env, expansions, best, solved, target, interrupted,
-                                    lambda size: image_to_observation(env, image, size, sketch)
-                                    if image is not None else env.render(program, size), seed)
-        except KeyboardInterrupt:  # Ctrl-C while refining: the search's program, dead parts dropped
+            if interrupted or not judged:  # no clean target, or no time: only drop dead parts
+                best, solved = _without_dead_parts(env, searched, solved, target)
+            else:
+                best, solved = _refined(env, expansions, searched, solved, target,
+                                        lambda size: image_to_observation(env, image, size, sketch)
+                                        if image is not None else env.render(program, size), seed)
+        except KeyboardInterrupt:  # Ctrl-C while refining
             stopped = "interrupted"
-            best, solved = _refined(env, expansions, best, solved, target, True, None, seed)
-        if best != trajectory[-1]:
+            best, solved = _without_dead_parts(env, searched, solved, target)
+        if best != searched:
             trajectory = trajectory + [best]
-    score = float(np.abs(env.render(best) - target).mean())
-    return Solution(best, solved, score, outcome.expansions, trajectory, True, target,
+    if judged:
+        score = PixelError(env, target)(env.parse(best))
+    return Solution(best, solved, score, outcome.expansions, trajectory, judged, target,
                     time.perf_counter() - began, stopped, env.parse(best).sigma if best else 0,
                     searched)
 
 
-def _refined(env, expansions, best: str, solved: bool, target, interrupted: bool,
-             observe_size, seed: int) -> tuple[str, bool]:
+def _without_dead_parts(env, program: str, solved: bool, target) -> tuple[str, bool]:
+    """``program`` simplified; still solved if it was and its render still passes."""
+    tree = simplify(env, program)
+    return str(tree), solved and env.is_solved(env.render(tree), target)
+
+
+def _refined(env, expansions, best: str, solved: bool, target, observe_size,
+             seed: int) -> tuple[str, bool]:
     """The search's answer made shorter and closer (see :func:`solve`); a solution stays one (its
     refinement is kept only if it still passes the goal check)."""
-    from tdlib.refine import fit_primitives, grow, refine, simplify
-    if interrupted:  # no long work after Ctrl-C: only drop dead parts
-        tree = simplify(env, best)
-        return str(tree), solved and env.is_solved(env.render(tree), target)
     if solved:
-        tree = refine(env, best, target)
+        tree = refine_program(env, best, target)
         if not env.is_solved(env.render(tree), target):
             tree = simplify(env, best)
         return str(tree), True
+    error = PixelError(env, target)
     coarse = observe_size(GROW_SIZE)
-    starts = [refine(env, p, target, cost=PRIMITIVE_COST) for _, p in expansions.leaders]
+    starts = [refine_program(env, p, target, cost=PRIMITIVE_COST) for _, p in expansions.leaders]
     grown = [grow(env, starts, coarse, rng=seed, cost=PRIMITIVE_COST),
              grow(env, fit_primitives(env, coarse, seed), coarse, rng=seed, cost=PRIMITIVE_COST)]
-    ranked = starts + [refine(env, t, target, cost=PRIMITIVE_COST) for t in grown]
+    ranked = starts + [refine_program(env, t, target, cost=PRIMITIVE_COST) for t in grown]
     # a shorter answer, but never a worse one than the search's own, polished at no cost
-    floor = refine(env, best, target)
-    limit = _pixel_error(env, floor, target) + 1e-9
-    ranked = [t for t in ranked if _pixel_error(env, t, target) <= limit] + [floor]
-    best_tree = min(ranked, key=lambda t: _penalised(env, t, target))
+    floor = refine_program(env, best, target)
+    ranked = [t for t in ranked if error(t) <= error(floor) + 1e-9] + [floor]
+    best_tree = min(ranked, key=lambda t: (error(t) + PRIMITIVE_COST * t.sigma, t.sigma))
     return str(best_tree), env.is_solved(env.render(best_tree), target)
-
-
-def _pixel_error(env, tree, target) -> float:
-    return float(np.abs(env.render(tree) - target).mean())
-
-
-def _penalised(env, tree, target) -> tuple[float, int]:
-    """Pixel error plus :data:`PRIMITIVE_COST` a primitive: a primitive must earn its place."""
-    return _pixel_error(env, tree, target) + PRIMITIVE_COST * tree.sigma, tree.sigma
 
 
 class _NeverSolved:

@@ -185,16 +185,17 @@ class Trainer:
                 "needs the same preset and options (or choose another --out)")
         self.step = int(record["step"])
         self.seconds = float(record.get("train_seconds", 0.0))
-        saved = checkpoint.saved_steps(self.out)
-        if saved["weights"] == saved["state"] is not None and saved["weights"] > self.step:
+        saved = checkpoint.file_step(self.out / checkpoint.MODEL_FILE)
+        if saved is not None and saved > self.step \
+                and saved == checkpoint.file_step(self.out / checkpoint.STATE_FILE):
             # the last save wrote its weights and state and was cut before model.json: both
             # are whole, so the run goes on from them (the minutes since the record's step are
             # not counted)
             if self.rank == 0:
-                print(f"{self.out}: the save of step {saved['weights']} was cut short before "
-                      f"{checkpoint.RECORD_FILE} (step {self.step}); resuming from step "
-                      f"{saved['weights']}", file=sys.stderr)
-            self.step = saved["weights"]
+                print(f"{self.out}: the save of step {saved} was cut short before "
+                      f"{checkpoint.RECORD_FILE} (step {self.step}); resuming from step {saved}",
+                      file=sys.stderr)
+            self.step = saved
         self.history = list(record.get("history") or [
             {"from_step": 0, "git_commit": record.get("git_commit"),
              "command": record.get("command"), "train": record.get("train")}])

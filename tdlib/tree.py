@@ -212,13 +212,13 @@ class SyntaxTree:
 
 
 def node_depth(node: Node) -> int:
-    """Levels below ``node`` on its longest branch (0 for a leaf), counted without recursion."""
-    deepest, stack = 0, [(node, 0)]
-    while stack:
-        current, depth = stack.pop()
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in current.children)
-    return deepest
+    """Levels below ``node`` on its longest branch (0 for a leaf), counted level by level
+    without recursion (every parse checks it)."""
+    level, depth = [node], -1
+    while level:
+        depth += 1
+        level = [child for parent in level for child in parent.children]
+    return depth
 
 
 def _leaf_of(alt: "Alternative") -> Node:
