@@ -127,12 +127,16 @@ def _load_tensors(path: Path, device="cpu") -> dict:
         raise CheckpointError(f"{path} is corrupt or not a safetensors file: {err}") from None
 
 
-def load_weights(model: torch.nn.Module, folder: str | Path) -> None:
-    """Load weights into ``model``, checking every name and shape."""
+def load_weights(model: torch.nn.Module, folder: str | Path, new: tuple[str, ...] = ()
+                 ) -> list[str]:
+    """Load weights into ``model``, checking every name and shape.  Tensors of ``model`` whose
+    names start with one of ``new`` may be missing and keep their initialisation (a policy that
+    adds footprints to one without them); their names are returned."""
     path = Path(folder) / MODEL_FILE
     weights = _load_tensors(path)
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(weights))
+    fresh = sorted(k for k in set(expected) - set(weights) if k.startswith(new)) if new else []
+    missing = sorted(set(expected) - set(weights) - set(fresh))
     unexpected = sorted(set(weights) - set(expected))
     wrong = sorted(k for k in set(expected) & set(weights) if expected[k].shape != weights[k].shape)
     if missing or unexpected or wrong:
@@ -147,7 +151,8 @@ def load_weights(model: torch.nn.Module, folder: str | Path) -> None:
                          f"{tuple(expected[k].shape)}")
         raise CheckpointError(f"{path} does not fit this model: " + "; ".join(parts))
     _check_values(path, weights, expected)
-    model.load_state_dict(weights)
+    model.load_state_dict(weights, strict=not fresh)
+    return fresh
 
 
 def _check_values(path: Path, weights: dict, expected: dict) -> None:

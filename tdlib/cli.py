@@ -222,16 +222,17 @@ def _cmd_mutate(args, out) -> None:
 
 
 def _cmd_path(args, out) -> None:
-    from tdlib.paths import edit_steps
+    from tdlib.paths import iter_edit_steps
     env = make_env(args.env)
     source = env.parse(program_text(args.source))
     target = env.parse(program_text(args.target))
-    steps = edit_steps(source, target, args.seed)
-    for step in steps:
+    count = 0
+    for step in iter_edit_steps(source, target, args.seed):  # written as found, then let go
         print(step.tree, file=out)
         print(step.edit.describe(step.tree), file=out)
+        count += 1
     print(target, file=out)
-    print(f"# {len(steps)} edit(s)", file=out)
+    print(f"# {count} edit(s)", file=out)
 
 
 def _cmd_envs(args, out) -> None:

@@ -173,6 +173,46 @@ class CSG2DRenderer:
             canvas = self._canvases[size] = MaskCanvas(size)
         return canvas.fill(self._path(node, size / GRID_UNITS))
 
+    def footprints(self, node: Node, size: int = 128) -> list[tuple[tuple[int, ...], np.ndarray,
+                                                                    np.ndarray]]:
+        """Every shape node's ``(path, drawn, visible)``, in preorder: ``drawn`` the coverage of
+        its own shape (``size x size``, float32), ``visible`` the pixels whose value it decides in
+        the whole program (its shape, less what a union partner already covers or a difference
+        removes, and within what the node above keeps).  Coverages multiply as independent
+        events, which is exact away from anti-aliased edges."""
+        canvas = self._canvases.get(size)
+        if canvas is None:
+            size = check_size(size)
+            canvas = self._canvases[size] = MaskCanvas(size)
+        scale = size / GRID_UNITS
+        drawn: dict[tuple[int, ...], np.ndarray] = {}
+        order: list[tuple[int, ...]] = []
+
+        def shape(n: Node, path: tuple[int, ...]) -> skia.Path:
+            order.append(path)
+            if n.alt is self._circle or n.alt is self._quad:
+                outline = self._path(n, scale)
+            else:
+                op, left, right = n.children
+                mode = skia.kUnion_PathOp if op.alt is self._union else skia.kDifference_PathOp
+                outline = path_op(shape(left, path + (1,)), shape(right, path + (2,)), mode)
+            drawn[path] = canvas.fill(outline)[:, :, 0]
+            return outline
+
+        shape(node, ())
+        visible = {(): np.ones((size, size), np.float32)}
+        for path in order:  # preorder: a node's context is known before its children's
+            n = node
+            for i in path:
+                n = n.children[i]
+            if n.alt is self._circle or n.alt is self._quad:
+                continue
+            keep, left, right = visible[path], drawn[path + (1,)], drawn[path + (2,)]
+            visible[path + (1,)] = keep * (1 - right)
+            visible[path + (2,)] = keep * ((1 - left) if n.children[0].alt is self._union
+                                           else left)
+        return [(path, drawn[path], drawn[path] * visible[path]) for path in order]
+
     def is_solved(self, image: np.ndarray, target: np.ndarray) -> bool:
         """IoU >= 0.99 of the two masks binarised at 0.5 (two empty masks count as equal)."""
         a, b = np.asarray(image) > 0.5, np.asarray(target) > 0.5

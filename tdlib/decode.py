@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tdlib.env import make_env
+from tdlib.footprints import batch_footprints, program_footprints
 from tdlib.model import DecodeCache
 from tdlib.mutation import Edit
 from tdlib.tokens import EDIT, EOS, PAD, GrammarConstraint, Tokenizer
@@ -69,9 +71,13 @@ class Decoder:
                        for k, loc in self.tok.node_starts(tree).items()
                        if k < self.tok.max_positions}
             starts.append(choices)
+        footprints = None
+        if self.config.footprints:
+            env, size = self._footprint_env(), self.config.image_size
+            footprints = [program_footprints(env, tree, size) for tree in trees]
         # <POS k>, then at most max_edit_tokens replacement tokens.
         decoded = self._generate(current, target, contexts, starts, temperature, generator,
-                                 self.config.max_edit_tokens + 1, samples)
+                                 self.config.max_edit_tokens + 1, samples, footprints)
         return [(self.tok.decode_edit(trees[i // samples], d.tokens), d)
                 for i, d in enumerate(decoded)]
 
@@ -95,9 +101,15 @@ class Decoder:
         return self._generate(current, target, contexts, start_states, temperature, generator,
                               self.config.max_edit_tokens)
 
+    def _footprint_env(self):
+        env = getattr(self, "_env", None)
+        if env is None:
+            env = self._env = make_env(self.config.env)
+        return env
+
     # -------------------------------------------------------------- the loop
     def _generate(self, current, target, contexts, starts, temperature, generator, longest,
-                  samples=1):
+                  samples=1, footprints=None):
         """Decode at most ``longest`` tokens (then ``<EOS>``) after each context's ``<EDIT>``,
         ``samples`` times per context (sequence ``i * samples + j``).
 
@@ -133,14 +145,22 @@ class Decoder:
             prompts[r, :lengths[i] - 1] = contexts[i]
             prompts[r, lengths[i] - 1] = EDIT
         with _autocast(device):
-            prefix = model.encoder(current[order].to(device), target[order].to(device))
+            current, target = current[order].to(device), target[order].to(device)
+            prefix = model.encoder(current, target)
             for g in range(0, b, PREFILL_GROUP):
                 group = slice(g, g + PREFILL_GROUP)
                 n = lengths[rows[group]]
                 view = [layer[:, group] for layer in cache]
+                footprint = None
+                if footprints is not None:
+                    masks, parts = batch_footprints([footprints[i] for i in rows[group]],
+                                                    int(n.max()))
+                    footprint = model.footprint_embedding(prefix[group], current[group],
+                                                          target[group], masks.to(device),
+                                                          parts.to(device))
                 logits[group] = model.prefill(
                     prefix[group], torch.from_numpy(prompts[group, :int(n.max())]).to(device),
-                    torch.from_numpy(n).to(device), view).float()
+                    torch.from_numpy(n).to(device), view, footprint).float()
         # Every prompt's cache serves its samples, which are consecutive batch rows.
         cache = DecodeCache(cache, torch.from_numpy(p + lengths[rows]).to(device), samples,
                             longest)

@@ -7,7 +7,7 @@
 
 A new language is a ``.lark`` grammar, the names of its primitive alternatives and a renderer
 (an object with ``channels``, ``render(node, size)``, ``is_solved(image, target)`` and
-optionally ``to_svg(node, size)``); see :func:`register_env`.
+optionally ``to_svg(node, size)`` and ``footprints(node, size)``); see :func:`register_env`.
 """
 
 from __future__ import annotations
@@ -116,6 +116,21 @@ class Env:
         if observe is None:
             return self.render(program, size)
         return observe(self._node(program), rng, self.default_size if size is None else size)
+
+    @property
+    def has_footprints(self) -> bool:
+        """Whether the renderer tells which pixels each part of a program draws
+        (:meth:`footprints`), which a policy may read (``ModelConfig.footprints``)."""
+        return callable(getattr(self.renderer, "footprints", None))
+
+    def footprints(self, program: Program, size: int | None = None):
+        """The parts of a program and the pixels each draws: a list of ``(path, drawn,
+        visible)`` in preorder, ``drawn`` and ``visible`` float32 ``size x size`` coverages of the
+        part's own shape and of the pixels whose value it decides (see :mod:`tdlib.footprints`)."""
+        if not self.has_footprints:
+            raise NotImplementedError(f"the {self.name} renderer gives no footprints")
+        return self.renderer.footprints(self._node(program),
+                                        self.default_size if size is None else size)
 
     def display(self, image: np.ndarray) -> np.ndarray:
         """An ``H x W x 3`` RGB view of an image: one-channel ink becomes black on white."""

@@ -322,6 +322,8 @@ def image_reliance(task, model, n: int = 512, seed: int = 0, batch: int = 64) ->
                 elif images_as == "blank":
                     chunk["target"] = torch.zeros_like(chunk["target"])
                     chunk["current"] = torch.zeros_like(chunk["current"])
+                    if "footprint_masks" in chunk:  # drawn from the current program's render
+                        chunk["footprint_masks"] = torch.zeros_like(chunk["footprint_masks"])
                 chunk = {k: v.to(device) for k, v in chunk.items()}
                 with torch.no_grad():
                     loss, metrics = task.loss(model, chunk)

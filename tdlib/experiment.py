@@ -197,15 +197,19 @@ def models_used(config: SearchConfig) -> tuple[str, ...]:
 
 
 def model_versions(env, models: Models, config: SearchConfig) -> dict:
-    """Kind -> the training step and examples seen of the checkpoint each network comes from, so
-    that a resume after a model is retrained is refused instead of mixing rows of two models."""
+    """Kind -> the training step, examples seen and weights' content hash of the checkpoint each
+    network comes from, so that a resume after a model is retrained (even to the same step) is
+    refused instead of mixing rows of two models."""
     versions = {}
     for kind in models_used(config):
-        folder = models.folders.get(kind) or default_model_folder(env.name, kind)
+        folder = Path(models.folders.get(kind) or default_model_folder(env.name, kind))
         record = folder / "model.json"
         if record.exists():
             data = json.loads(record.read_text())
             versions[kind] = {"step": data.get("step"), "examples_seen": data.get("examples_seen")}
+            weights = folder / "model.safetensors"
+            if weights.exists():
+                versions[kind]["weights_sha256"] = file_sha256(weights)
     return versions
 
 
@@ -333,6 +337,10 @@ def _check_settings(out: Path, testset, config: SearchConfig, models: Models, en
         for key in ("models", "testset_sha256"):  # files written before these were recorded
             if theirs is not None and key not in theirs:
                 theirs[key] = mine[key]
+        if theirs is not None and isinstance(theirs.get("models"), dict):
+            for kind, version in theirs["models"].items():  # nor the weights' hash
+                if isinstance(version, dict) and "weights_sha256" not in version:
+                    version["weights_sha256"] = mine["models"].get(kind, {}).get("weights_sha256")
         if theirs != mine:
             differ = sorted(k for k in set(mine) | set(theirs or {})
                             if (theirs or {}).get(k) != mine.get(k))

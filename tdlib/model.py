@@ -27,6 +27,9 @@ import torch.nn.functional as F
 from timm.models.nfnet import NfCfg, NormFreeNet
 
 KINDS = ("policy", "value", "ar", "repl")
+# Per part (drawn and visible pixels): its share of the image, the mean current, target and
+# difference under it, and its share of the whole difference.
+FOOTPRINT_STATS = 2 * 5
 
 
 @dataclass
@@ -65,6 +68,12 @@ class ModelConfig:
     # index.  Needs prompt_lengths, so that no query points into its own output.
     pointer_positions: bool = False
     pos_offset: int = 0  # id of <POS 0> (set from the tokenizer)
+    # Footprints (tdlib.footprints): each context token also gets its program part's drawn and
+    # visible pixels, read as the image features pooled under them and the current, target and
+    # difference images measured there, so that the pointer can see which primitive draws where
+    # the images differ.  Needs a renderer with footprints and the current image (they are
+    # computed from the current program's render).
+    footprints: bool = False
     # Value network only: 0 pools the image features to one vector (the first design); k > 0
     # keeps prefix_tokens spatial tokens and runs k transformer blocks over them and a learned
     # summary token, so that the distance can be read from where the two images differ and how.
@@ -89,6 +98,9 @@ class ModelConfig:
                 self.pos_offset + self.max_positions != self.vocab_size:
             raise ValueError("tie_positions and pointer_positions need the <POS k> tokens last: "
                              "pos_offset + max_positions == vocab_size")
+        if self.footprints and not self.use_current_image:
+            raise ValueError("footprints are read from the current program's render: they need "
+                             "use_current_image")
         if self.value_rank_weight < 0:
             raise ValueError("value_rank_weight must be >= 0")
         if self.prefix_tokens + self.max_positions > self.context:
@@ -304,28 +316,67 @@ class EditModel(nn.Module):
         if config.pointer_positions:
             self.pointer_query = nn.Linear(d, d, bias=False)
             self.pointer_key = nn.Linear(d, d, bias=False)
+        if config.footprints:
+            self.footprint_project = nn.Linear(d + FOOTPRINT_STATS, d)
         self.apply(_init_weights)
+        if config.footprints:  # zero: a policy started from one without footprints starts as it
+            nn.init.zeros_(self.footprint_project.weight)
 
-    def embed(self, images, tokens, positions):
-        prefix = self.encoder(*images)
-        x = torch.cat([prefix, self.token_embedding(tokens)], dim=1)
-        return x + self.position_embedding(positions)
+    def footprint_embedding(self, prefix, current, target, masks, token_part) -> torch.Tensor:
+        """``B x T x d``, added to the token embeddings: for each token the projection of its
+        part's image features (the prefix tokens averaged under the part's drawn pixels) and
+        statistics (``FOOTPRINT_STATS``); zero for a token in no part (``token_part < 0``).
+        ``masks``: ``B x parts x 2 x H x W`` uint8 (:func:`tdlib.footprints.batch_footprints`)."""
+        m = masks.to(prefix.device, torch.float32) / 255
+        pixels = m.shape[-1] * m.shape[-2]
+        flat = m.flatten(3)  # B x N x 2 x HW
+        diff = (current - target).abs().float().mean(1).flatten(1)
+        planes = torch.stack([current.float().mean(1).flatten(1),
+                              target.float().mean(1).flatten(1), diff], dim=-1)  # B x HW x 3
+        area = flat.sum(-1)  # B x N x 2
+        sums = torch.einsum("bnkp,bpc->bnkc", flat, planes)
+        stats = torch.cat([(area / pixels)[..., None], sums / (area[..., None] + 1),
+                           (sums[..., 2] / (diff.sum(-1)[:, None, None] + 1))[..., None]], dim=-1)
+        side = math.isqrt(prefix.shape[1])
+        grid = F.adaptive_avg_pool2d(m[:, :, 0], side).flatten(2)  # B x N x prefix tokens
+        grid = grid / (grid.sum(-1, keepdim=True) + 1e-6)
+        parts = torch.cat([grid @ prefix.float(), stats.flatten(2)], dim=-1)
+        parts = self.footprint_project(parts.to(self.footprint_project.weight.dtype))
+        index = token_part.to(prefix.device)
+        out = parts.gather(1, index.clamp(min=0)[..., None].expand(-1, -1, parts.shape[-1]))
+        return out * (index >= 0)[..., None].to(out.dtype)
+
+    def token_inputs(self, prefix, tokens, current=None, target=None, footprints=None):
+        """The embeddings of ``tokens`` (``B x T x d``), with their footprints where the model
+        reads them (``footprints``: masks and token-to-part index of
+        :func:`tdlib.footprints.batch_footprints`)."""
+        x = self.token_embedding(tokens)
+        if not self.config.footprints:
+            return x
+        if footprints is None:
+            raise ValueError("this model reads footprints: pass footprints")
+        masks, token_part = footprints
+        return x + self.footprint_embedding(prefix, current, target, masks,
+                                            token_part[:, :tokens.shape[1]]).to(x.dtype)
 
     def forward(self, current, target, tokens, select: torch.Tensor | None = None,
-                prompt_lengths: torch.Tensor | None = None) -> torch.Tensor:
+                prompt_lengths: torch.Tensor | None = None, footprints=None) -> torch.Tensor:
         """Training: logits ``B x T x V`` for every token position (prefix excluded).
 
         ``tokens`` are right-padded; position ``i`` of the output predicts ``tokens[:, i + 1]``.
         With a boolean ``select`` (``B x T``), only those positions' logits (``N x V``), which
         spares the output layer the context positions that carry no loss.  ``prompt_lengths``
-        (tokens of each row's context and ``<EDIT>``) is needed with ``bidirectional_prompt``.
+        (tokens of each row's context and ``<EDIT>``) is needed with ``bidirectional_prompt``,
+        ``footprints`` with ``footprints``.
         """
         p = self.config.prefix_tokens
         positions = torch.arange(p + tokens.shape[1], device=tokens.device)
         if len(positions) > self.config.context:
             raise ValueError(f"sequence of {len(positions)} exceeds the context of "
                              f"{self.config.context}")
-        x = self.embed((current, target), tokens, positions)
+        prefix = self.encoder(current, target)
+        x = torch.cat([prefix, self.token_inputs(prefix, tokens, current, target, footprints)],
+                      dim=1) + self.position_embedding(positions)
         mask = self.attention_mask(prompt_lengths, len(positions))
         for block in self.blocks:
             x = block(x, mask)
@@ -399,17 +450,24 @@ class EditModel(nn.Module):
         shape = (2, batch, h, length, self.config.d_model // h)
         return [torch.zeros(shape, device=device, dtype=dtype) for _ in self.blocks]
 
-    def prefill(self, prefix, tokens, lengths, cache):
+    def prefill(self, prefix, tokens, lengths, cache, footprint=None):
         """Run prompts into ``cache`` from index 0; the logits of each row's last prompt token.
 
         ``prefix`` is the image prefix (:meth:`ImageEncoder.forward`), ``tokens`` the right-padded
         prompts, row ``i`` holding ``lengths[i]`` real tokens.  Cache index = position, so the
         padding after a prompt is never seen: real tokens do not attend ahead of the prompt
         (causal or prefix-LM mask), and a :class:`DecodeCache` masks the padding's keys.
+        ``footprint``: the prompts' :meth:`footprint_embedding`, where the model reads
+        footprints.
         """
         p = prefix.shape[1]
         positions = torch.arange(p + tokens.shape[1], device=tokens.device)
-        x = torch.cat([prefix, self.token_embedding(tokens)], dim=1) + self.position_embedding(positions)
+        x = self.token_embedding(tokens)
+        if footprint is not None:
+            x = x + footprint[:, :tokens.shape[1]].to(x.dtype)
+        elif self.config.footprints:
+            raise ValueError("this model reads footprints: pass footprint")
+        x = torch.cat([prefix, x], dim=1) + self.position_embedding(positions)
         mask = self.attention_mask(lengths, len(positions))
         for block, layer_cache in zip(self.blocks, cache):
             x = block(x, mask, layer_cache, 0)

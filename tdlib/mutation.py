@@ -56,10 +56,10 @@ class Edit:
 
     def describe(self, tree: SyntaxTree) -> str:
         """Appendix A style: a caret line under the edited span, then the replacement."""
-        where = self.locate(tree)
-        width = max(where.end - where.start, 1)
+        start, end = tree.char_span(self.path)
+        width = max(end - start, 1)
         marker = "^" if width == 1 else "^" + "-" * (width - 2) + "^"
-        return " " * where.start + marker + f" -> {self.new.text}"
+        return " " * start + marker + f" -> {self.new.text}"
 
 
 def mutable_rules(grammar: "Grammar", sigma_small: int = SIGMA_SMALL) -> frozenset[str]:

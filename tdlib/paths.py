@@ -21,6 +21,7 @@ policy can take it; the path ends exactly at B; the path from A to A is empty.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tdlib.mutation import SIGMA_SMALL, Edit
@@ -75,23 +76,30 @@ class Step:
     edit: Edit
 
 
-def edit_steps(a: SyntaxTree, b: SyntaxTree, rng, sigma_small: int = SIGMA_SMALL) -> list[Step]:
-    """The path from ``a`` to ``b`` as steps: each program (``b`` excluded) and its next edit."""
+def iter_edit_steps(a: SyntaxTree, b: SyntaxTree, rng, sigma_small: int = SIGMA_SMALL
+                    ) -> Iterator[Step]:
+    """The steps of the path from ``a`` to ``b``, one at a time: a caller that writes each
+    step and lets it go holds one program at a time, not the whole path (whose programs,
+    each with its own text and node index, grow with the square of the program's size)."""
     if a.grammar is not b.grammar:
         raise ValueError("both programs must come from the same grammar")
     r = as_random(rng)
-    steps: list[Step] = []
     current = a
     rounds = MAX_ROUNDS + node_depth(b.root)  # each round fixes at least one level of b
     for _ in range(rounds):
         edits = tree_diff(current.root, b.root, sigma_small, r, a.grammar)
         if not edits:
-            return steps
+            return
         edits.sort(key=lambda e: (-e.old.sigma, -len(e.old.text)))
         for edit in edits:
-            steps.append(Step(current, edit))
+            yield Step(current, edit)
             current = edit.apply(current)
     raise RuntimeError(f"no path from {a} to {b} within {rounds} rounds")
+
+
+def edit_steps(a: SyntaxTree, b: SyntaxTree, rng, sigma_small: int = SIGMA_SMALL) -> list[Step]:
+    """The path from ``a`` to ``b`` as steps: each program (``b`` excluded) and its next edit."""
+    return list(iter_edit_steps(a, b, rng, sigma_small))
 
 
 def edit_path(a: SyntaxTree, b: SyntaxTree, rng, sigma_small: int = SIGMA_SMALL) -> list[SyntaxTree]:

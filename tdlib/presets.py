@@ -37,6 +37,9 @@ class TrainConfig:
     log_every: int = 50
     eval_every: int = 1000
     eval_problems: int = 64
+    # Held-out problems come from this seed, not the run's: runs of different seeds are then
+    # evaluated on the same problems.
+    eval_seed: int = 0
     checkpoint_every: int = 500
     seed: int = 0
     # a checkpoint folder whose weights start the run (fine-tuning: the CSG2D-Sketch policy starts

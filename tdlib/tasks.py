@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from tdlib.env import make_env
 from tdlib.examples import ExampleConfig, ExampleMaker
+from tdlib.footprints import batch_footprints, program_footprints
 from tdlib.tokens import EDIT, EOS, PAD, Tokenizer
 
 IGNORE = -100
@@ -47,6 +48,9 @@ class Task:
         self.seed = seed
         self.tokenizer = Tokenizer(self.env.grammar, model_config.max_positions)
         self.size = model_config.image_size
+        if getattr(model_config, "footprints", False) and not self.env.has_footprints:
+            raise ValueError(f"footprints=True needs a renderer with footprints; the {env_name} "
+                             "renderer has none")
 
     def __getstate__(self):  # DataLoader workers rebuild the language from its name
         state = dict(self.__dict__)
@@ -140,13 +144,19 @@ class SequenceTask(Task):
             batch["allowed"] = torch.from_numpy(np.concatenate([it["allowed"] for it in items]))
         if items and items[0].get("first_valid") is not None:
             batch["first_valid"] = self.stack(items, "first_valid")
+        if items and items[0].get("footprints") is not None:
+            batch["footprint_masks"], batch["footprint_tokens"] = batch_footprints(
+                [it["footprints"] for it in items], width)
         return batch
 
     def loss(self, model, batch):
         targets = batch["targets"]
         scored = targets != IGNORE
+        footprints = None
+        if "footprint_masks" in batch:
+            footprints = batch["footprint_masks"], batch["footprint_tokens"]
         logits = model(batch["current"], batch["target"], batch["tokens"], scored,
-                       prompt_lengths=batch["prompt_lengths"])
+                       prompt_lengths=batch["prompt_lengths"], footprints=footprints)
         if "allowed" in batch:
             logits = logits.masked_fill(~batch["allowed"], float("-inf"))
         wanted = targets[scored]
@@ -205,6 +215,8 @@ class PolicyTask(SequenceTask):
                 "allowed": self.allowed_masks(edit[1:], None, starts)}
         if self.example_config.all_positions:
             item["first_valid"] = self.next_edit_positions(ex)
+        if cfg.footprints:
+            item["footprints"] = program_footprints(self.env, ex.current, self.size)
         return item
 
     def next_edit_positions(self, ex) -> np.ndarray:

@@ -148,8 +148,9 @@ class Trainer:
     def _initialise(self, folder: Path):
         record = checkpoint.read_record(folder)
         if record.get("kind") == self.task.kind:
-            checkpoint.load_weights(self.model, folder)  # names and shapes checked there
-            what = "the weights"
+            # names and shapes checked there; a capability the start lacks starts fresh
+            fresh = checkpoint.load_weights(self.model, folder, new=("footprint_",))
+            what = "the weights" + (f" (new: {', '.join(fresh)})" if fresh else "")
         else:  # e.g. a value network that starts from what a policy has learnt of images
             shared = checkpoint.load_shared_weights(self.model, folder)
             what = f"the {len(shared)} {record.get('kind')} tensors shared with this {self.task.kind}"
@@ -317,7 +318,7 @@ class Trainer:
                     eval_log.write({"step": self.step,
                                     "examples_seen": self.step * cfg.batch_size * self.world,
                                     "train_minutes": round(self.seconds / 60, 2), **evaluate(
-                                        self.task, self.model, cfg.eval_problems, cfg.seed)})
+                                        self.task, self.model, cfg.eval_problems, cfg.eval_seed)})
                     began += time.perf_counter() - paused  # evaluation is not training time
                     window_start, window_examples = time.perf_counter(), 0
                 if out_of_time:

@@ -193,6 +193,17 @@ class SyntaxTree:
         except KeyError:
             raise KeyError(f"no node at path {path} in {self.text!r}") from None
 
+    def char_span(self, path: tuple[int, ...]) -> tuple[int, int]:
+        """The character span ``[start, end)`` of the node at ``path``, found by walking down to
+        it (the lengths of the cached texts on the way) without indexing every node."""
+        node, start = self.root, 0
+        for i in path:
+            alt = node.alt
+            start += alt.seg_chars[0] + sum(len(c.text) + alt.seg_chars[j + 1]
+                                            for j, c in enumerate(node.children[:i]))
+            node = node.children[i]
+        return start, start + len(node.text)
+
     def at(self, path: tuple[int, ...]) -> Node:
         """The node reached by following child indices ``path`` from the root."""
         node = self.root

@@ -106,3 +106,59 @@ def test_ctrl_c_in_a_command_is_one_line_and_status_130(monkeypatch, capsys):
     monkeypatch.setitem(tdlib.cli.COMMANDS, "testset", interrupted)
     assert run(["testset", "--env", "csg2d", "-o", "x.jsonl"]) == 130
     assert capsys.readouterr().err.strip() == "tdlib testset: interrupted"
+
+
+def wide(n: int, seed: int) -> str:
+    """A balanced union of ``n`` random circles: a wide program, only log2(n) levels deep."""
+    import random
+    r = random.Random(seed)
+    parts = [f"(Circle {r.randint(1, 6)} {r.choice('0123456789ABCDEF')} "
+             f"{r.choice('0123456789ABCDEF')})" for _ in range(n)]
+    while len(parts) > 1:
+        parts = [f"(+ {parts[i]} {parts[i + 1]})" if i + 1 < len(parts) else parts[i]
+                 for i in range(0, len(parts), 2)]
+    return parts[0]
+
+
+def test_the_path_between_wide_programs_is_written_step_by_step_in_little_memory(tmp_path,
+                                                                                   capsys):
+    """``tdlib path`` keeps one program of the path at a time: between two programs of 512
+    primitives (1,400 edits) it allocates a few MB, not the path's whole list of programs
+    with an index of every node each (1.6 GB at 512 primitives, 20 GB at 4,096)."""
+    import tracemalloc
+
+    import tdlib
+    from tdlib.paths import edit_steps
+    env = tdlib.make_env("csg2d")
+    (tmp_path / "a.txt").write_text(wide(512, 0))
+    (tmp_path / "b.txt").write_text(wide(512, 1))
+    tracemalloc.start()
+    try:
+        assert run(["path", "--env", "csg2d", f"@{tmp_path / 'a.txt'}",
+                    f"@{tmp_path / 'b.txt'}"]) == 0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    lines = capsys.readouterr().out.splitlines()
+    steps = edit_steps(env.parse(wide(512, 0)), env.parse(wide(512, 1)), 0)
+    assert lines[-1] == f"# {len(steps)} edit(s)" and len(steps) > 1000
+    assert lines[0] == wide(512, 0) and lines[-2] == wide(512, 1)
+    for k in (0, len(steps) // 2, len(steps) - 1):  # the caret line under the edited node
+        assert lines[2 * k] == steps[k].tree.text
+        where = steps[k].edit.locate(steps[k].tree)
+        carets, replacement = lines[2 * k + 1].split(" -> ")
+        assert (carets.index("^"), len(carets)) == (where.start, where.end)
+        assert replacement == steps[k].edit.new.text
+    assert peak < 40e6, f"{peak / 1e6:.0f} MB"
+
+
+def test_char_spans_walked_down_agree_with_the_node_index():
+    import random
+
+    import tdlib
+    env = tdlib.make_env("tinysvg")
+    r = random.Random(4)
+    for _ in range(30):
+        tree = env.sample(r, 1, 8)
+        for located in tree.nodes:
+            assert tree.char_span(located.path) == (located.start, located.end)

@@ -9,6 +9,7 @@ import torch
 
 import tdlib
 from tdlib.decode import Decoder
+from tdlib.footprints import batch_footprints, program_footprints
 from tdlib.model import DecodeCache, EditModel, ModelConfig, ValueModel, build_model
 from tdlib.presets import preset
 from tdlib.tokens import EDIT, EOS, PAD, Tokenizer
@@ -102,6 +103,8 @@ def test_configs_refuse_nonsense():
         preset("laptop")
     with pytest.raises(ValueError, match="REPL"):
         preset("smoke", "repl", "tinysvg")
+    with pytest.raises(ValueError, match="use_current_image"):
+        ModelConfig(footprints=True, use_current_image=False)
 
 
 def random_prompts(config, contexts):
@@ -202,14 +205,17 @@ def test_extend_feeds_ragged_runs_like_the_full_forward_pass(bidirectional, grou
                 torch.testing.assert_close(outputs[call][r], full[end], atol=2e-4, rtol=1e-4)
 
 
-def naive_greedy(model, tok, con, context, start, cur, tgt, longest):
+def naive_greedy(model, tok, con, context, start, cur, tgt, longest, parts=None):
     """Reference decoder: one uncached forward pass per token, the grammar's mask applied every
-    time.  ``start`` is an automaton state, or ``{k: state after <POS k>}`` for an edit."""
+    time.  ``start`` is an automaton state, or ``{k: state after <POS k>}`` for an edit;
+    ``parts``: the program's footprints, for a model that reads them."""
     out, logprob = [], 0.0
     state = None if isinstance(start, dict) else start
     for t in range(longest + 1):
-        logits = model(cur, tgt, torch.tensor([context + [EDIT] + out]),
-                       prompt_lengths=torch.tensor([len(context) + 1]))[0, -1]
+        seq = context + [EDIT] + out
+        fed = None if parts is None else batch_footprints([parts], len(seq))
+        logits = model(cur, tgt, torch.tensor([seq]),
+                       prompt_lengths=torch.tensor([len(context) + 1]), footprints=fed)[0, -1]
         allowed = torch.zeros(tok.vocab_size, dtype=torch.bool)
         if state is None:
             allowed[[tok.pos_offset + k for k, s in start.items()
@@ -227,16 +233,21 @@ def naive_greedy(model, tok, con, context, start, cur, tgt, longest):
     return out, logprob
 
 
-@pytest.mark.parametrize("kind,pointer", [("policy", False), ("policy", True), ("ar", False)])
-def test_greedy_decoding_matches_a_naive_token_by_token_decoder(kind, pointer):
+@pytest.mark.parametrize("kind,pointer,footprints", [
+    ("policy", False, False), ("policy", True, False), ("policy", True, True), ("ar", False, False)])
+def test_greedy_decoding_matches_a_naive_token_by_token_decoder(kind, pointer, footprints):
     """Cache, groups, dropped rows and tokens the grammar forces (fed without a network call)
     change nothing: the same edits (programs) and log-probabilities as a full pass per token
-    (with the content pointer too: prefill scores <POS k> as the full pass does)."""
+    (with the content pointer too: prefill scores <POS k> as the full pass does; with
+    footprints: the decoder gives each prompt's tokens their parts as training does)."""
     torch.manual_seed(2)
     env = tdlib.make_env("csg2d")
-    config = small_config(kind=kind, pointer_positions=pointer, bidirectional_prompt=pointer)
+    config = small_config(kind=kind, pointer_positions=pointer, bidirectional_prompt=pointer,
+                          footprints=footprints)
     tok = Tokenizer(env.grammar, config.max_positions)
     model = EditModel(config).eval()
+    if footprints:  # trained footprints, not the zero start that changes nothing
+        torch.nn.init.normal_(model.footprint_project.weight, std=0.3)
     decoder = Decoder(model, tok)
     con = decoder.constraint
     r = random.Random(3)
@@ -258,8 +269,9 @@ def test_greedy_decoding_matches_a_naive_token_by_token_decoder(kind, pointer):
                 start = {k: con.start(loc.node.rule) for k, loc in tok.node_starts(tree).items()}
             else:
                 context, start = [], con.start()
+            parts = program_footprints(env, tree, config.image_size) if footprints else None
             tokens, logprob = naive_greedy(model, tok, con, context, start, cur[i:i + 1],
-                                           tgt[i:i + 1], longest)
+                                           tgt[i:i + 1], longest, parts)
             assert decoded[i].tokens == tokens
             assert decoded[i].logprob == pytest.approx(logprob, abs=1e-4)
             forced += tokens.count(tok.stoi[")"])

@@ -224,8 +224,9 @@ def test_a_run_of_another_policy_records_it_and_a_resume_must_use_the_same(tmp_p
 
 
 def test_a_resume_after_the_model_was_retrained_is_refused(tmp_path):
-    """The settings record each network's training step: rows of a retrained model are not
-    appended to rows of the old one.  A file written before steps were recorded still resumes."""
+    """The settings record each network's training step and weights' hash: rows of a retrained
+    model (even one retrained to the same step) are not appended to rows of the old one.  A file
+    written before steps or hashes were recorded still resumes."""
     import shutil
     from tdlib.env import make_env
     from tdlib.experiment import Models
@@ -244,9 +245,22 @@ def test_a_resume_after_the_model_was_retrained_is_refused(tmp_path):
     sidecar.write_text(json.dumps(settings))
     evaluate_testset(HARD, config, out, models(), limit=2, resume=True, progress=False)
     assert len(rows(out)) == 2 and "models" in json.loads(sidecar.read_text())
+    settings = json.loads(sidecar.read_text())
+    for version in settings["models"].values():  # a sidecar written before weights were hashed
+        del version["weights_sha256"]
+    sidecar.write_text(json.dumps(settings))
+    evaluate_testset(HARD, config, out, models(), limit=2, resume=True, progress=False)
     record = json.loads((policy / "model.json").read_text())
     (policy / "model.json").write_text(json.dumps({**record, "step": step + 1}))
     with pytest.raises(ValueError, match="other settings"):
+        evaluate_testset(HARD, config, out, models(), limit=3, resume=True, progress=False)
+    (policy / "model.json").write_text(json.dumps(record))
+    from safetensors.torch import load_file, save_file
+    weights = load_file(policy / "model.safetensors")  # retrained to the very same step
+    name = next(iter(weights))
+    weights[name] = weights[name] * 0.5
+    save_file(weights, policy / "model.safetensors")
+    with pytest.raises(ValueError, match="differs in models"):
         evaluate_testset(HARD, config, out, models(), limit=3, resume=True, progress=False)
     assert len(rows(out)) == 2
 

@@ -1,0 +1,131 @@
+"""Footprints: the pixels each part of a program draws and decides, and the policy that reads
+them."""
+
+import dataclasses
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import tdlib
+from tdlib import checkpoint
+from tdlib.footprints import NONE, batch_footprints, program_footprints
+from tdlib.model import EditModel
+from tdlib.presets import preset
+from tdlib.tasks import make_task
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def env():
+    return tdlib.make_env("csg2d")
+
+
+def programs(env, n, seed=0):
+    r = random.Random(seed)
+    return [env.sample(r, 1, 8) for _ in range(n)]
+
+
+def test_drawn_is_the_part_rendered_alone(env):
+    for tree in programs(env, 30):
+        parts = env.footprints(tree, SIZE)
+        assert [path for path, _, _ in parts] == [
+            loc.path for loc in tree.nodes if loc.rule is env.grammar.rules["s"]]
+        for path, drawn, _ in parts:
+            np.testing.assert_array_equal(drawn, env.render(tree.at(path), SIZE)[:, :, 0])
+
+
+def test_visible_is_what_removing_the_part_changes(env):
+    """Brute force: replace the part by an empty shape and see which pixels change.  Coverages
+    multiplied as independent events differ from the exact render only on anti-aliased edges."""
+    empty = env.parse("(Circle 0 0 0)").root
+    mismatched = total = 0
+    for tree in programs(env, 60, seed=1):
+        whole = env.render(tree, SIZE)[:, :, 0]
+        for path, drawn, visible in env.footprints(tree, SIZE)[1:]:
+            changed = np.abs(whole - env.render(tree.replace(path, empty), SIZE)[:, :, 0])
+            assert np.all(visible <= drawn + 1e-6)
+            wrong = np.count_nonzero((visible > 0.5) != (changed > 0.5))
+            assert wrong <= 0.1 * np.count_nonzero(changed > 0.5) + 4 * SIZE / 16
+            mismatched += wrong
+            total += np.count_nonzero(changed > 0.5)
+    assert mismatched < 0.01 * total
+
+
+def test_a_hidden_primitive_has_no_visible_pixels(env):
+    tree = env.parse("(+ (Circle 6 8 8) (Circle 2 8 8))")
+    (_, whole, _), (_, big, big_visible), (_, small, small_visible) = env.footprints(tree, SIZE)
+    assert small.sum() > 100 and small_visible.max() == 0
+    assert big_visible.sum() == pytest.approx(big.sum() - small.sum(), rel=0.02)
+    cut = env.parse("(- (Circle 6 8 8) (Circle 2 8 8))")
+    _, _, (_, hole, hole_visible) = env.footprints(cut, SIZE)
+    assert hole_visible.sum() == pytest.approx(hole.sum(), rel=0.02)  # it decides its pixels
+
+
+def test_every_token_belongs_to_its_innermost_part(env):
+    shape = env.grammar.rules["s"]
+    for tree in programs(env, 30, seed=2):
+        masks, token_part = program_footprints(env, tree, SIZE)
+        paths = [path for path, _, _ in env.footprints(tree, SIZE)]
+        assert masks.shape == (len(paths), 2, SIZE, SIZE) and masks.dtype == np.uint8
+        assert len(token_part) == len(tree.tokens)
+        for k in range(len(token_part)):
+            spanning = [loc for loc in tree.nodes if loc.rule is shape
+                        and loc.token_start <= k < loc.token_end]
+            innermost = max(spanning, key=lambda loc: loc.depth)
+            assert paths[token_part[k]] == innermost.path
+
+
+def test_batches_pad_parts_and_tokens(env):
+    trees = programs(env, 3, seed=3)
+    items = [program_footprints(env, t, SIZE) for t in trees]
+    width = max(len(t.tokens) for t in trees) + 5
+    masks, index = batch_footprints(items, width)
+    assert masks.shape == (3, max(len(m) for m, _ in items), 2, SIZE, SIZE)
+    for row, (m, parts) in enumerate(items):
+        assert torch.equal(masks[row, :len(m)], torch.from_numpy(m))
+        assert masks[row, len(m):].sum() == 0
+        assert index[row, :len(parts)].tolist() == parts.tolist()
+        assert (index[row, len(parts):] == NONE).all()
+
+
+def test_languages_without_footprints_say_so():
+    svg = tdlib.make_env("tinysvg")
+    assert not svg.has_footprints
+    with pytest.raises(NotImplementedError, match="tinysvg"):
+        svg.footprints("(Rectangle 1 1 red none 0)", SIZE)
+    model, _, examples = preset("smoke", "policy", "tinysvg")
+    with pytest.raises(ValueError, match="footprints"):
+        make_task("policy", "tinysvg", dataclasses.replace(model, footprints=True), examples)
+
+
+def test_a_policy_gains_footprints_without_changing_what_it_computes(tmp_path):
+    """The footprint projection starts at zero: a policy started from one without footprints
+    computes the same loss, and a checkpoint without them loads with only them fresh."""
+    model_config, _, examples = preset("smoke", "policy", "csg2d")
+    plain_task = make_task("policy", "csg2d", model_config, examples)
+    task = make_task("policy", "csg2d", dataclasses.replace(model_config, footprints=True),
+                     examples)
+    torch.manual_seed(0)
+    plain = EditModel(plain_task.model_config).eval()
+    checkpoint.save(tmp_path / "plain", plain, {"kind": "policy", "env": "csg2d"})
+    model = EditModel(task.model_config).eval()
+    fresh = checkpoint.load_weights(model, tmp_path / "plain", new=("footprint_",))
+    assert fresh == ["footprint_project.bias", "footprint_project.weight"]
+    with pytest.raises(checkpoint.CheckpointError, match="missing"):
+        checkpoint.load_weights(EditModel(task.model_config), tmp_path / "plain")
+    batch = task.collate([task.example(i) for i in range(6)])
+    assert batch["footprint_masks"].shape[:2] == (6, max(
+        len(np.unique(row[row >= 0])) for row in batch["footprint_tokens"].numpy()))
+    plain_batch = {k: v for k, v in batch.items() if not k.startswith("footprint")}
+    with torch.no_grad():
+        same, _ = task.loss(model, batch)
+        reference, _ = plain_task.loss(plain, plain_batch)
+        torch.nn.init.normal_(model.footprint_project.weight, std=0.3)
+        changed, _ = task.loss(model, batch)
+    assert same.item() == pytest.approx(reference.item(), abs=1e-6)
+    assert changed.item() != pytest.approx(reference.item(), abs=1e-3)
+    with pytest.raises(ValueError, match="footprints"):
+        task.loss(model, plain_batch)
