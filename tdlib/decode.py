@@ -9,7 +9,7 @@ The prompt (image prefix, context, ``<EDIT>``) runs through the network once in 
 each further choice costs one cached network call for the whole batch.  Tokens the grammar forces
 (the only one allowed) are emitted without a call and fed with the next one, which saves about a
 third of the calls on CSG2D.  Several samples per prompt share its encoding, its prefill and its
-cached keys (:class:`tdlib.model.DecodeCache`).
+cached keys (:class:`tdlib.transformer.DecodeCache`).
 Sampling draws from the generator once per network call for the batch's unfinished rows (forced
 tokens draw nothing), so a seed gives the same samples for the same batch.
 """
@@ -23,9 +23,9 @@ import torch
 
 from tdlib.env import make_env
 from tdlib.footprints import batch_footprints, program_footprints
-from tdlib.model import DecodeCache
 from tdlib.mutation import Edit
 from tdlib.tokens import EDIT, EOS, PAD, GrammarConstraint, Tokenizer
+from tdlib.transformer import DecodeCache
 from tdlib.tree import Node, SyntaxTree
 
 PREFILL_GROUP = 16  # rows prefilled together (sorted by length: little padding)

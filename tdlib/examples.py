@@ -7,11 +7,14 @@ unrelated random program.  Then, by ``mode``:
 ``"path"`` (the paper)
     the edit path from z_s to z_0; a program on it chosen uniformly (z_0 excluded) and its
     next edit; ``distance`` is the number of edits left, the value network's target.
-``"last_step"`` (No Reverse Path ablation)
+``"last_step"`` (the No Reverse Path ablation)
     z_s and the edit that undoes the last mutation exactly (z_s -> z_{s-1}); ``distance`` = s.
     Unrelated starts have no last mutation and use the first edit of their path.
 
-``rho = 1`` gives the No Noising ablation.  Everything is seeded: the same seed gives the same
+The ablation's name everywhere a user chooses it is ``no_reverse_path`` (``tdlib train
+--ablation no_reverse_path``, :data:`tdlib.presets.ABLATIONS`); ``"last_step"`` is only the value
+of ``ExampleConfig.mode`` it sets, kept because checkpoint records store it.  ``rho = 1`` gives
+the No Noising ablation.  Everything is seeded: the same seed gives the same
 stream, and each DataLoader worker draws a distinct stream from (seed, worker id).
 """
 
@@ -21,14 +24,14 @@ import random
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from tdlib.edit_paths import edit_steps
 from tdlib.env import Env, make_env
 from tdlib.mutation import SIGMA_SMALL, Edit, Mutator
-from tdlib.paths import edit_steps
 from tdlib.refine import simplify, unchanged
 from tdlib.sampling import as_random
+from tdlib.seeds import worker_seed
 from tdlib.tree import SyntaxTree
 
 MODES = ("path", "last_step")
@@ -152,11 +155,6 @@ class ExampleMaker:
         return unchanged(self.env.render(a, size), self.env.render(b, size))
 
 
-def worker_seed(seed: int, worker: int, rank: int = 0) -> int:
-    """A distinct, reproducible 63-bit seed per (seed, process rank, DataLoader worker)."""
-    return int(np.random.SeedSequence([seed, rank, worker]).generate_state(2, np.uint64)[0] >> 1)
-
-
 class ExampleStream(IterableDataset):
     """An endless, seeded stream of :class:`TrainingExample` for DataLoader workers.
 
@@ -178,10 +176,3 @@ class ExampleStream(IterableDataset):
         r = random.Random(worker_seed(self.seed, worker, self.rank))
         while True:
             yield maker.example(r)
-
-
-def stack_images(examples: list[TrainingExample]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Current and target images of a batch as float tensors ``B x C x H x W``."""
-    current = torch.from_numpy(np.stack([e.current_image for e in examples])).permute(0, 3, 1, 2)
-    target = torch.from_numpy(np.stack([e.target_image for e in examples])).permute(0, 3, 1, 2)
-    return current.contiguous(), target.contiguous()
