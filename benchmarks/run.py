@@ -1,5 +1,4 @@
-"""Speed benchmarks of tdlib against the public code's figures (the decisions document
-(docs/DECISIONS.md) §4).
+"""Speed benchmarks of tdlib against the public code's figures (DECISIONS.md §4).
 
     python benchmarks/run.py --output results/benchmarks.md      # what `make bench` runs
     python benchmarks/run.py --only render                        # a subset, printed only
@@ -48,7 +47,7 @@ class Bench:
     name: str
     unit: str
     setup: Callable[[], Callable[[], int]]  # returns a closure doing work, returning item count
-    public: float | None  # public code, items/s (the decisions document (docs/DECISIONS.md) §4)
+    public: float | None  # public code, items/s (DECISIONS.md §4)
     target: float | None  # the speed this project requires, items/s
 
 
@@ -326,7 +325,7 @@ def main(argv=None) -> int:
           if not shipped else []),
         *(["Decoding rows use `torch.compile` (`--compile`)."] if args.compile else []),
         "Public code: the authors' figures on a 2-core CPU machine like this one "
-        "(the decisions document, `docs/DECISIONS.md` §4); its render figures include parsing "
+        "(`DECISIONS.md` §4); its render figures include parsing "
         "and its canvases differ (TinySVG 224 px, Rainbow 64 px; ours are all 128 px).",
         "",
         table(rows),

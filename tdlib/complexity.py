@@ -2,9 +2,9 @@
 
 Paper, Appendix D: scenes with many primitives often look simple (a large shape subtracts most of
 the rest), so the hard CSG2D test set keeps only images at or above the 95th percentile of the
-training distribution's incompressibility.  The score (the decisions document (docs/DECISIONS.md)
-§3) is the LZ4 frame-compressed size of the image, binarised at 0.5, divided by its raw size: blank
-images compress to almost nothing, busy ones barely compress.
+training distribution's incompressibility.  The score (DECISIONS.md §3) is the LZ4
+frame-compressed size of the image, binarised at 0.5, divided by its raw size: blank images
+compress to almost nothing, busy ones barely compress.
 """
 
 from __future__ import annotations

@@ -33,8 +33,7 @@ SCORES = ("value", "logprob", "pixel")
 
 @dataclass
 class SearchConfig:
-    """One method's settings (defaults: the paper's, as recorded in the decisions document
-    (docs/DECISIONS.md) §3)."""
+    """One method's settings (defaults: the paper's, DECISIONS.md §3)."""
 
     method: str = "td-search"
     budget: int = 5000

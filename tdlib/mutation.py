@@ -10,7 +10,7 @@ How the node is chosen is switchable:
     Appendix A: a production rule uniformly among those of the candidates, then a candidate
     of that rule uniformly.
 ``"count"``
-    The public code's choice (the decisions document (docs/DECISIONS.md) §2): a primitive count
+    The public code's choice (DECISIONS.md §2): a primitive count
     uniformly among the counts present among the candidates (0, 1, 2), then a candidate with that
     count uniformly.
 ``"uniform"``

@@ -1,6 +1,6 @@
 """Tokens of programs and edits, and the grammar automaton that constrains decoding.
 
-Vocabulary (paper §3.3; the decisions document (docs/DECISIONS.md) §3): ``<PAD>``, ``<EDIT>``,
+Vocabulary (paper §3.3; DECISIONS.md §3): ``<PAD>``, ``<EDIT>``,
 ``<EOS>``, the grammar's literal terminals (layout whitespace dropped), then ``<POS 0>`` ...
 ``<POS P-1>``.  An edit is ``<EDIT> <POS k> replacement... <EOS>`` where k is the index of the first
 token of the replaced node in the current program.  Where several nodes start at the same token,
