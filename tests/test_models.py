@@ -386,3 +386,24 @@ def test_greedy_decoding_is_deterministic_and_sampling_follows_the_seed():
     b = run(temperature=1.0, generator=torch.Generator().manual_seed(1))
     c = run(temperature=1.0, generator=torch.Generator().manual_seed(2))
     assert a == b and a != c
+
+
+def test_decoding_reads_rendered_arrays_and_refuses_another_size():
+    """``env.render`` arrays decode as the same batch as a tensor; images of another size than
+    the model was trained at are refused in one line instead of decoding other edits."""
+    torch.manual_seed(3)
+    env = tdlib.make_env("csg2d")
+    config = small_config()
+    decoder = Decoder(EditModel(config).eval(), Tokenizer(env.grammar, config.max_positions))
+    r = random.Random(6)
+    trees = [env.sample(r, 1, 6) for _ in range(4)]
+    goals = [env.sample(r, 1, 6) for _ in trees]
+    size = config.image_size
+    as_tensors = decoder.edits(trees, program_images(env, trees, size), program_images(env, goals, size))
+    as_arrays = decoder.edits(trees, [env.render(t, size) for t in trees],
+                              [env.render(g, size) for g in goals])
+    assert [e for e, _ in as_arrays] == [e for e, _ in as_tensors]
+    with pytest.raises(ValueError, match=f"must be {size} x {size} with 1 channel"):
+        decoder.edits(trees, program_images(env, trees, 2 * size), program_images(env, goals, 2 * size))
+    with pytest.raises(ValueError, match="one of each per program"):
+        decoder.edits(trees, program_images(env, trees, size), program_images(env, goals[:2], size))
