@@ -18,7 +18,7 @@ import torch
 from tdlib.model import build_model
 from tdlib.presets import preset
 from tdlib.tasks import make_task
-from tdlib.train import pick_device
+from tdlib.trainer import pick_device
 
 
 def main(argv=None) -> int:

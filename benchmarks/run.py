@@ -1,4 +1,4 @@
-"""Speed benchmarks of tdlib against the public code's figures (REFERENCE.md section 4).
+"""Speed benchmarks of tdlib against the public code's figures (DECISIONS.md §4).
 
     python benchmarks/run.py --output results/benchmarks.md      # what `make bench` runs
     python benchmarks/run.py --only render                        # a subset, printed only
@@ -14,18 +14,32 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
+from report import commit, evaluation_speed, machine, table, updated_report
 
 import tdlib
+from tdlib.checkpoint import load_model
+from tdlib.decode import Decoder
+from tdlib.edit_paths import edit_path
+from tdlib.examples import ExampleConfig, ExampleMaker
+from tdlib.images import program_images
+from tdlib.methods import Models, SearchConfig, solve_problem
+from tdlib.metrics import mutation_problems
+from tdlib.model import build_model
+from tdlib.presets import preset
+from tdlib.tasks import make_task
+from tdlib.testsets import load
+from tdlib.tokens import Tokenizer
+from tdlib.trainer import Trainer
 
 
 @dataclass
@@ -33,8 +47,8 @@ class Bench:
     name: str
     unit: str
     setup: Callable[[], Callable[[], int]]  # returns a closure doing work, returning item count
-    public: float | None  # public code, items/s (REFERENCE.md section 4)
-    target: float | None  # the issue's bar, items/s
+    public: float | None  # public code, items/s (DECISIONS.md §4)
+    target: float | None  # the speed this project requires, items/s
 
 
 def _trees(env_name: str, n: int, lo: int = 2, hi: int = 8, seed: int = 0):
@@ -96,7 +110,6 @@ def sample(env_name: str):
 
 def training_examples(env_name: str, size: int = 128):
     def setup():
-        from tdlib.examples import ExampleConfig, ExampleMaker
         maker = ExampleMaker(tdlib.make_env(env_name), ExampleConfig(image_size=size))
         rng = np.random.default_rng(0)
 
@@ -126,7 +139,6 @@ def mutation(env_name: str):
 
 def noise_and_path(env_name: str):
     def setup():
-        from tdlib.paths import edit_path
         env, trees = _trees(env_name, 1000)
         mutator = env.mutator()
         rng = np.random.default_rng(0)
@@ -164,13 +176,6 @@ def decoded_edits(batch: int = 64, samples: int = 1, temperature: float = 0.0):
     greedy edit per program, or ``samples`` sampled edits per program (batch = programs x
     samples), as a search asks for them."""
     def setup():
-        import torch
-        from tdlib.checkpoint import load_model
-        from tdlib.decode import Decoder
-        from tdlib.evaluate import images, mutation_problems
-        from tdlib.model import build_model
-        from tdlib.presets import preset
-        from tdlib.tokens import Tokenizer
         env = tdlib.make_env("csg2d")
         if (POLICY / "model.json").exists():
             model, _ = load_model(POLICY)
@@ -189,7 +194,9 @@ def decoded_edits(batch: int = 64, samples: int = 1, temperature: float = 0.0):
         for i in range(0, len(problems), per_call):
             chunk = problems[i:i + per_call]
             starts = [s for _, s in chunk]
-            batches.append((starts, images(env, starts, size), images(env, [t for t, _ in chunk], size)))
+            targets = [t for t, _ in chunk]
+            batches.append((starts, program_images(env, starts, size),
+                            program_images(env, targets, size)))
         generator = torch.Generator().manual_seed(0)
 
         def work():
@@ -205,8 +212,6 @@ def search_expansions(method: str = "td-search", problems: int = 2, budget: int 
     ``tdlib evaluate``'s methods on hard CSG2D problems with the shipped models (TD search:
     beam 64, k = 3, ranked by the value network; AR: rejection sampling at T = 1)."""
     def setup():
-        from tdlib.experiment import Models, SearchConfig, solve
-        from tdlib.testsets import load
         _, testset = load(Path(__file__).resolve().parents[1] / "results" / "testsets"
                           / "csg2d_hard.jsonl")
         env = tdlib.make_env("csg2d")
@@ -215,7 +220,7 @@ def search_expansions(method: str = "td-search", problems: int = 2, budget: int 
         chosen = testset[:problems]
 
         def work():
-            return sum(solve(env, p, models, config).expansions for p in chosen)
+            return sum(solve_problem(env, p, models, config).expansions for p in chosen)
         return work
     return setup
 
@@ -223,11 +228,6 @@ def search_expansions(method: str = "td-search", problems: int = 2, budget: int 
 def training_run(kind: str = "policy", env_name: str = "csg2d", steps: int = 160):
     """The cpu preset's trainer end to end (examples made in a DataLoader worker)."""
     def setup():
-        import tempfile
-        from tdlib.presets import preset
-        from tdlib.tasks import make_task
-        from tdlib.train import Trainer
-        from dataclasses import replace
         model, train, examples = preset("cpu", kind, env_name)
         train = replace(train, steps=10 ** 9, log_every=10 ** 9, eval_every=10 ** 9,
                         checkpoint_every=10 ** 9)
@@ -286,89 +286,6 @@ def measure(bench: Bench, repeats: int) -> float:
     return statistics.median(rates)
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
-def commit() -> str:
-    try:
-        # "-dirty": measured on uncommitted changes (typically those committed with the report).
-        return subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def table(rows: list[tuple[Bench, float]]) -> str:
-    lines = ["| benchmark | tdlib | public code | ratio | bar | met |",
-             "|---|---:|---:|---:|---:|:---:|"]
-    for bench, rate in rows:
-        public = f"{bench.public:,.0f}" if bench.public else "—"
-        ratio = f"{rate / bench.public:.1f}x" if bench.public else "—"
-        target = f"{bench.target:,.0f}" if bench.target else "—"
-        met = ("yes" if rate >= bench.target else "**no**") if bench.target else ""
-        lines.append(f"| {bench.name} ({bench.unit}) | {rate:,.0f} | {public} | {ratio} | "
-                     f"{target} | {met} |")
-    return "\n".join(lines)
-
-
-def updated_report(old: str, rows: list[tuple[Bench, float]], repeats: int) -> str:
-    """``old`` with the table rows of the re-measured benchmarks replaced (new ones added at the
-    end of the table), a line saying when and at which commit they were measured, and the
-    evaluation section rebuilt."""
-    fresh = {line.split(" | ")[0]: line for line in table(rows).splitlines()[2:]}
-    lines = old.split("\n## Search, from the committed evaluations")[0].rstrip("\n").splitlines()
-    seen, out = set(), []
-    for line in lines:
-        key = line.split(" | ")[0]
-        if key in fresh:
-            line, _ = fresh[key], seen.add(key)
-        out.append(line)
-    last_row = max(i for i, line in enumerate(out) if line.startswith("| "))
-    out[last_row + 1:last_row + 1] = [fresh[k] for k in fresh if k not in seen]
-    names = ", ".join(f"\"{b.name}\"" for b, _ in rows)
-    note = (f"Re-measured {datetime.date.today().isoformat()} at commit {commit()} with "
-            f"`--update` (median of {repeats}): {names}.")
-    header_end = next(i for i, line in enumerate(out) if line.startswith("| benchmark"))
-    out.insert(header_end - 1, note)
-    return "\n".join(out + ["", evaluation_speed()])
-
-
-def evaluation_speed() -> str:
-    """Search speed read from the committed evaluations (``results/eval/``): per method, node
-    expansions per second of search time and the median seconds to a solution (issue 14 §5),
-    as the runs measured them (single-threaded workers, two at a time on the 2 cores)."""
-    from tdlib.results import load_runs, method_label
-    runs = load_runs(Path(__file__).resolve().parents[1] / "results" / "eval")
-    if runs.empty:
-        return ""
-    lines = ["## Search, from the committed evaluations",
-             "",
-             "Read from `results/eval/` (written by `make evaluate`: single-threaded workers, two "
-             "at a time on the two cores, so one process had one core): expansions per second of "
-             "search time, and the median seconds to a solution over the solved problems "
-             "(goal checks and rendering included; model loading not).",
-             "",
-             "| test set | method | runs | problems solved | expansions/s | median s to solve |",
-             "|---|---|---:|---:|---:|---:|"]
-    for (testset, method, score), group in runs.groupby(["testset", "method", "score"]):
-        solved = group[group["solved"]]
-        rate = group["spent"].sum() / max(group["seconds"].sum(), 1e-9)
-        median = f"{solved['seconds'].median():.2f}" if len(solved) else "—"
-        lines.append(f"| {testset} | {method_label(method, score)} | {group['file'].nunique()} | "
-                     f"{len(solved)} / {len(group)} | {rate:,.0f} | {median} |")
-    return "\n".join(lines + [""])
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, help="write the markdown report here")
@@ -408,8 +325,8 @@ def main(argv=None) -> int:
           if not shipped else []),
         *(["Decoding rows use `torch.compile` (`--compile`)."] if args.compile else []),
         "Public code: the authors' figures on a 2-core CPU machine like this one "
-        "(`../shared/design/REFERENCE.md` section 4); its render figures include parsing and its "
-        "canvases differ (TinySVG 224 px, Rainbow 64 px; ours are all 128 px).",
+        "(`DECISIONS.md` §4); its render figures include parsing "
+        "and its canvases differ (TinySVG 224 px, Rainbow 64 px; ours are all 128 px).",
         "",
         table(rows),
         "",

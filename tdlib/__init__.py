@@ -21,10 +21,14 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # tdlib.solve loads torch only when first asked for: ``import tdlib`` stays light
-    if name in ("solve", "Solution", "image_to_observation"):
+    # tdlib.solve loads torch (and image_to_observation Pillow) only when first asked for:
+    # ``import tdlib`` stays light
+    if name in ("solve", "Solution"):
         from tdlib import solver
         return getattr(solver, name)
+    if name == "image_to_observation":
+        from tdlib.image_input import image_to_observation
+        return image_to_observation
     raise AttributeError(f"module 'tdlib' has no attribute {name!r}")
 
 

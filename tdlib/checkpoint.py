@@ -21,11 +21,14 @@ import subprocess
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from tdlib.env import list_envs, make_env
 from tdlib.examples import ExampleConfig
-from tdlib.model import ModelConfig, build_model
+from tdlib.layout import project_root
+from tdlib.model import build_model
+from tdlib.model_config import ModelConfig
 
 FORMAT = 1
 MODEL_FILE, RECORD_FILE = "model.safetensors", "model.json"
@@ -37,7 +40,6 @@ class CheckpointError(ValueError):
 
 
 def git_commit() -> str:
-    from tdlib.layout import project_root
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(), text=True,
                              capture_output=True, timeout=10)
@@ -212,7 +214,6 @@ def _same_language(recorded: str | None, asked: str) -> bool:
     grammar and image channels (CSG2D-Sketch borrows CSG2D's value network)."""
     if recorded is None or recorded == asked:
         return True
-    from tdlib.env import list_envs, make_env
     if recorded not in list_envs():
         return False
     a, b = make_env(recorded), make_env(asked)
@@ -226,7 +227,6 @@ def example_config(record: dict) -> ExampleConfig:
 def file_step(path: str | Path) -> int | None:
     """The step a safetensors file of a checkpoint was saved at (None if it is missing or
     records none): a save cut short leaves the weights, the state and the record unequal."""
-    from safetensors import safe_open
     try:
         with safe_open(str(path), "pt") as f:
             return int((f.metadata() or {}).get("step"))

@@ -8,6 +8,8 @@
     tdlib path --env csg2d "<program A>" "<program B>"
     tdlib testset --env csg2d --hard --n 256 --seed 0 -o results/testsets/csg2d_hard.jsonl
     tdlib train --env csg2d --model policy --preset cpu --out runs/csg2d_policy [--resume]
+    tdlib evaluate --method td-search --testset results/testsets/csg2d_hard.jsonl -o out.csv
+    tdlib solve --env csg2d --image icon.png -o out/icon
 
 A malformed program exits with status 2 and one line naming the column and what was expected.
 """
@@ -16,71 +18,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from typing import Sequence
 
+import numpy as np
+
+from tdlib import testsets
+from tdlib.arguments import (UsageError, device, fraction, image_size, non_negative_int,
+                             positive_int, program_text)
+from tdlib.edit_paths import iter_edit_steps
 from tdlib.env import list_envs, make_env
 from tdlib.grammar import ProgramSyntaxError
 
-
-class UsageError(Exception):
-    """Bad input from the command line: printed as one line, exit status 2."""
-
-
-def _bounded(convert, accept, what: str):
-    """An argparse type: ``convert`` the text, then check it with ``accept``; both failures
-    say what was expected and what was given, in one line."""
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, not {text!r}") from None
-        if not accept(value):
-            raise argparse.ArgumentTypeError(f"expected {what}, not {value}")
-        return value
-    parse.__name__ = what  # argparse names the type in its messages
-    return parse
-
-
-image_size = _bounded(int, lambda v: 8 <= v <= 4096, "a size of 8 to 4096 pixels")
-non_negative_int = _bounded(int, lambda v: v >= 0, "a non-negative integer")
-positive_int = _bounded(int, lambda v: v >= 1, "a positive integer")
-positive_float = _bounded(float, lambda v: 0 < v < float("inf"), "a positive number")
-fraction = _bounded(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
-
-
-def program_text(text: str) -> str:
-    """A program given on the command line, ``-`` for standard input, or ``@FILE`` for a file
-    (a program longer than the system's limit on arguments, about 128 KiB, must come so);
-    surrounding white space is dropped."""
-    if text == "-":
-        return sys.stdin.read().strip()
-    if text.startswith("@"):
-        path = text[1:]
-        try:
-            with open(path, encoding="utf-8") as f:
-                return f.read().strip()
-        except (OSError, UnicodeDecodeError) as err:
-            raise UsageError(f"cannot read a program from {path}: "
-                             f"{getattr(err, 'strerror', None) or err}") from None
-    return text
-
-
-def device(text: str) -> str:
-    """A device torch knows and this machine has: cpu, cuda, cuda:N."""
-    import torch
-    try:
-        parsed = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a device (cpu, cuda, cuda:1)") from None
-    if parsed.type == "cuda":
-        if not torch.cuda.is_available():
-            raise argparse.ArgumentTypeError(f"{text}: no CUDA GPU is available here")
-        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise argparse.ArgumentTypeError(
-                f"{text}: this machine has {torch.cuda.device_count()} GPU(s)")
-    elif parsed.type != "cpu":
-        raise argparse.ArgumentTypeError(f"{text}: tdlib runs on cpu or cuda")
-    return text
+# The commands that load torch (solve, train, evaluate) or matplotlib (render) import their
+# modules when they run, so that `tdlib --help` and the light commands start in a fraction of
+# a second.
 
 
 def _add_env(parser: argparse.ArgumentParser) -> None:
@@ -201,7 +153,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_testset(args, out) -> None:
-    from tdlib import testsets
     spec = testsets.TestSetSpec(args.env, n=args.n, seed=args.seed, hard=args.hard,
                                 percentile=args.percentile, min_primitives=args.min_primitives,
                                 max_primitives=args.max_primitives)
@@ -222,7 +173,6 @@ def _cmd_mutate(args, out) -> None:
 
 
 def _cmd_path(args, out) -> None:
-    from tdlib.paths import iter_edit_steps
     env = make_env(args.env)
     source = env.parse(program_text(args.source))
     target = env.parse(program_text(args.target))
@@ -246,7 +196,7 @@ def _cmd_envs(args, out) -> None:
 
 
 def _cmd_render(args, out) -> None:
-    from tdlib.plotting import save_png
+    from tdlib.plotting import save_png  # matplotlib: see the note at the top
     env = make_env(args.env)
     image = env.render(program_text(args.program), size=args.size)
     save_png(args.output, env.display(image))
@@ -254,7 +204,6 @@ def _cmd_render(args, out) -> None:
 
 
 def _cmd_sample(args, out) -> None:
-    import numpy as np
     env = make_env(args.env)
     rng = np.random.default_rng(args.seed)
     try:
@@ -276,7 +225,7 @@ def _cmd_svg(args, out) -> None:
 
 
 def _cmd_solve(args, out) -> int:
-    from tdlib.solver import solve, write_outputs
+    from tdlib.solver import solve, write_outputs  # torch: see the note at the top
     models = {k: getattr(args, k) for k in ("policy", "value", "ar") if getattr(args, k)}
     program = None if args.program is None else program_text(args.program)
     result = solve(args.env, args.image, program=program, budget=args.budget,
@@ -331,7 +280,6 @@ def run_command(name: str, command) -> int:
         print(f"tdlib {name}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
     except Exception:
-        import traceback
         traceback.print_exc()
         print(f"tdlib {name}: this is a bug in tdlib; please report it to the project's issue "
               "tracker with the command line and the traceback above", file=sys.stderr)
@@ -341,10 +289,10 @@ def run_command(name: str, command) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:  # the trainer owns its options (tdlib train --help)
-        from tdlib.train import main as train_main
+        from tdlib.train import main as train_main  # torch: see the note at the top
         return run_command("train", lambda: train_main(argv[1:]))
     if argv[:1] == ["evaluate"]:  # so does the search evaluation (tdlib evaluate --help)
-        from tdlib.experiment import main as evaluate_main
+        from tdlib.evaluation import main as evaluate_main  # torch: see the note at the top
         return run_command("evaluate", lambda: evaluate_main(argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)

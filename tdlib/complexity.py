@@ -1,8 +1,8 @@
 """Visual complexity by LZ4 incompressibility, and rejection sampling of hard programs.
 
-Paper, Appendix D: scenes with many primitives often look simple (a large shape subtracts most
-of the rest), so the hard CSG2D test set keeps only images at or above the 95th percentile of
-the training distribution's incompressibility.  The score (REFERENCE.md §3) is the LZ4
+Paper, Appendix D: scenes with many primitives often look simple (a large shape subtracts most of
+the rest), so the hard CSG2D test set keeps only images at or above the 95th percentile of the
+training distribution's incompressibility.  The score (DECISIONS.md §3) is the LZ4
 frame-compressed size of the image, binarised at 0.5, divided by its raw size: blank images
 compress to almost nothing, busy ones barely compress.
 """

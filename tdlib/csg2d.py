@@ -1,9 +1,9 @@
 """CSG2D: circles and rotated rectangles combined by union and difference (paper, B.1).
 
-Canvas conventions (REFERENCE.md section 1): a 16 x 16 grid of units, origin top-left, one
-unit = size / 16 px (8 px at 128 px).  ``(Circle r x y)`` is centred at (x, y) with radius r;
-``(Quad x y w h theta)`` is a w x h rectangle centred at (x, y), rotated clockwise on screen
-by theta (G..N = 0, 45, ..., 315 degrees) about its centre.
+Canvas conventions (DECISIONS.md §1): a 16 x 16 grid of units, origin
+top-left, one unit = size / 16 px (8 px at 128 px).  ``(Circle r x y)`` is centred at (x, y) with
+radius r; ``(Quad x y w h theta)`` is a w x h rectangle centred at (x, y), rotated clockwise on
+screen by theta (G..N = 0, 45, ..., 315 degrees) about its centre.
 
 Semantics are true hierarchical CSG: every subtree is one shape, so ``(- A (+ B C))`` removes
 the union of B and C from A.  Shapes are combined exactly with skia's path operations and the

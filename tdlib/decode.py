@@ -9,7 +9,7 @@ The prompt (image prefix, context, ``<EDIT>``) runs through the network once in 
 each further choice costs one cached network call for the whole batch.  Tokens the grammar forces
 (the only one allowed) are emitted without a call and fed with the next one, which saves about a
 third of the calls on CSG2D.  Several samples per prompt share its encoding, its prefill and its
-cached keys (:class:`tdlib.model.DecodeCache`).
+cached keys (:class:`tdlib.transformer.DecodeCache`).
 Sampling draws from the generator once per network call for the batch's unfinished rows (forced
 tokens draw nothing), so a seed gives the same samples for the same batch.
 """
@@ -23,9 +23,10 @@ import torch
 
 from tdlib.env import make_env
 from tdlib.footprints import batch_footprints, program_footprints
-from tdlib.model import DecodeCache
+from tdlib.images import image_batch
 from tdlib.mutation import Edit
 from tdlib.tokens import EDIT, EOS, PAD, GrammarConstraint, Tokenizer
+from tdlib.transformer import DecodeCache
 from tdlib.tree import Node, SyntaxTree
 
 PREFILL_GROUP = 16  # rows prefilled together (sorted by length: little padding)
@@ -62,8 +63,14 @@ class Decoder:
 
         The result is problem-major: edit ``j`` of program ``i`` is at ``i * samples + j``.  The
         samples of one program share its image encoding and prompt prefill, so a search that
-        asks for several edits per program pays for those once.
+        asks for several edits per program pays for those once.  Images: a ``B x C x H x W``
+        tensor or ``H x W x C`` arrays (as ``env.render`` gives them), at the model's
+        ``image_size``.
         """
+        current, target = self.images(current, "current"), self.images(target, "target")
+        if not len(current) == len(target) == len(trees):
+            raise ValueError(f"{len(trees)} programs, {len(current)} current and {len(target)} "
+                             "target images: one of each per program")
         contexts = [self.tok.encode_program(t) for t in trees]
         starts = []
         for tree in trees:
@@ -87,6 +94,7 @@ class Decoder:
                  ) -> list[tuple[Node, Decoded]]:
         """``samples`` whole programs per target image (the autoregressive baseline), problem-major
         like :meth:`edits`; the samples of one target share its encoding and prefill."""
+        target = self.images(target, "target")
         current = torch.zeros_like(target)
         start = self.constraint.start()
         longest = self.config.context - self.config.prefix_tokens - 2  # <EDIT> and <EOS>
@@ -100,6 +108,20 @@ class Decoder:
         """Free-form constrained decoding from given automaton states (e.g. REPL Flow steps)."""
         return self._generate(current, target, contexts, start_states, temperature, generator,
                               self.config.max_edit_tokens)
+
+    def images(self, images, what: str = "") -> torch.Tensor:
+        """``images`` as the ``B x C x S x S`` float tensor the network reads, ``S`` the size it
+        was trained at: a tensor passes as it is, ``H x W x C`` arrays are stacked.  Another
+        size or channel count is refused: the network would read it without a word and decode
+        other edits."""
+        if not isinstance(images, torch.Tensor):
+            images = image_batch(list(images))
+        c, s = self.config.channels, self.config.image_size
+        if images.ndim != 4 or tuple(images.shape[1:]) != (c, s, s):
+            raise ValueError(f"{what + ' ' if what else ''}images must be {s} x {s} with {c} "
+                             f"channel(s), the size this {self.config.env} model was trained at "
+                             f"(render with size={s}); got shape {tuple(images.shape)}")
+        return images
 
     def _footprint_env(self):
         env = getattr(self, "_env", None)

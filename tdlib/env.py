@@ -16,7 +16,12 @@ from typing import Callable, Union
 
 import numpy as np
 
+from tdlib.csg2d import CSG2DRenderer
+from tdlib.edit_paths import edit_path
 from tdlib.grammar import Grammar, load_grammar
+from tdlib.mutation import Mutator
+from tdlib.sketch import CSG2DSketcher
+from tdlib.tinysvg import TinySVGRenderer
 from tdlib.tree import Node, SyntaxTree
 
 Program = Union[SyntaxTree, Node, str]
@@ -85,7 +90,6 @@ class Env:
     # ------------------------------------------------------------- noise and paths
     def mutator(self, scheme: str = "count", sigma_small: int = 2):
         """A :class:`~tdlib.mutation.Mutator` for this language (cached per settings)."""
-        from tdlib.mutation import Mutator
         key = (scheme, sigma_small)
         cache = self.__dict__.setdefault("_mutators", {})
         if key not in cache:
@@ -102,7 +106,6 @@ class Env:
 
     def edit_path(self, a: Program, b: Program, rng, sigma_small: int = 2) -> list[SyntaxTree]:
         """Programs from ``a`` to ``b`` inclusive, each one small edit from the last."""
-        from tdlib.paths import edit_path
         return edit_path(self.tree(a), self.tree(b), rng, sigma_small)
 
     # ------------------------------------------------------------- images
@@ -183,15 +186,12 @@ def make_env(name: str) -> Env:
 
 
 def _csg2d(name: str) -> Env:
-    from tdlib.csg2d import CSG2DRenderer
-    from tdlib.sketch import CSG2DSketcher
     grammar = load_grammar("csg2d", ("circle", "quad"))
     renderer = CSG2DSketcher(grammar) if name == "csg2d-sketch" else CSG2DRenderer(grammar)
     return Env(name, grammar, renderer)
 
 
 def _tinysvg(grammar_name: str) -> Env:
-    from tdlib.tinysvg import TinySVGRenderer
     weights = (("move", 0.25),) if grammar_name == "tinysvg" else ()
     grammar = load_grammar(grammar_name, ("rect", "ellipse"), weights)
     return Env(grammar_name, grammar, TinySVGRenderer(grammar))

@@ -7,11 +7,14 @@ unrelated random program.  Then, by ``mode``:
 ``"path"`` (the paper)
     the edit path from z_s to z_0; a program on it chosen uniformly (z_0 excluded) and its
     next edit; ``distance`` is the number of edits left, the value network's target.
-``"last_step"`` (No Reverse Path ablation)
+``"last_step"`` (the No Reverse Path ablation)
     z_s and the edit that undoes the last mutation exactly (z_s -> z_{s-1}); ``distance`` = s.
     Unrelated starts have no last mutation and use the first edit of their path.
 
-``rho = 1`` gives the No Noising ablation.  Everything is seeded: the same seed gives the same
+The ablation's name everywhere a user chooses it is ``no_reverse_path`` (``tdlib train
+--ablation no_reverse_path``, :data:`tdlib.presets.ABLATIONS`); ``"last_step"`` is only the value
+of ``ExampleConfig.mode`` it sets, kept because checkpoint records store it.  ``rho = 1`` gives
+the No Noising ablation.  Everything is seeded: the same seed gives the same
 stream, and each DataLoader worker draws a distinct stream from (seed, worker id).
 """
 
@@ -21,14 +24,15 @@ import random
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from tdlib import own_states
+from tdlib.edit_paths import edit_steps
 from tdlib.env import Env, make_env
 from tdlib.mutation import SIGMA_SMALL, Edit, Mutator
-from tdlib.paths import edit_steps
 from tdlib.refine import simplify, unchanged
 from tdlib.sampling import as_random
+from tdlib.seeds import worker_seed
 from tdlib.tree import SyntaxTree
 
 MODES = ("path", "last_step")
@@ -63,6 +67,12 @@ class ExampleConfig:
     # no pixel cannot be read from the images, and a current program that already draws the
     # target needs none.
     visible_edits_only: bool = False
+    # DAgger: this share of examples starts from a program the policy reached itself (a file of
+    # tdlib.own_states, relative to the project root or absolute), labelled with Algorithm 1's
+    # path from there to its target, so that training also sees the far-from-target states a
+    # search walks through.  0 draws nothing extra: the stream is the one without the file.
+    own_states: str = ""
+    own_states_share: float = 0.0
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -75,6 +85,10 @@ class ExampleConfig:
             raise ValueError("need 1 <= min_primitives <= max_primitives")
         if self.all_positions and not self.masked_loss:
             raise ValueError("all_positions needs masked_loss")
+        if not 0.0 <= self.own_states_share <= 1.0:
+            raise ValueError(f"own_states_share must be in [0, 1], not {self.own_states_share}")
+        if self.own_states_share > 0 and not self.own_states:
+            raise ValueError("own_states_share needs an own_states file (tools/own_states.py)")
 
 
 @dataclass
@@ -103,21 +117,27 @@ class ExampleMaker:
         self.env = env
         self.config = config
         self.mutator = Mutator(env.grammar, config.sigma_small, config.mutation_scheme)
+        self.own_states = own_states.load(config.own_states, env.name)[1] \
+            if config.own_states_share > 0 else []
 
     def example(self, rng, render: bool = True) -> TrainingExample:
         r = as_random(rng)
         cfg = self.config
         while True:
-            target = self.env.sample(r, cfg.min_primitives, cfg.max_primitives)
-            if cfg.simplify_targets:
-                target = simplify(self.env, target, size=cfg.image_size)
-            if r.random() < cfg.rho:
-                start = self.env.sample(r, cfg.min_primitives, cfg.max_primitives)
+            if self.own_states and r.random() < cfg.own_states_share:
+                target, start = self._own_state(r)
                 chain, noise = None, 0
             else:
-                noise = 1 + int(r.random() * cfg.max_noise_steps)
-                trees, edits = self.mutator.chain(target, noise, r)
-                start, chain = trees[-1], (trees, edits)
+                target = self.env.sample(r, cfg.min_primitives, cfg.max_primitives)
+                if cfg.simplify_targets:
+                    target = simplify(self.env, target, size=cfg.image_size)
+                if r.random() < cfg.rho:
+                    start = self.env.sample(r, cfg.min_primitives, cfg.max_primitives)
+                    chain, noise = None, 0
+                else:
+                    noise = 1 + int(r.random() * cfg.max_noise_steps)
+                    trees, edits = self.mutator.chain(target, noise, r)
+                    start, chain = trees[-1], (trees, edits)
             if start == target:  # a chain can wander back to where it began
                 continue
             if cfg.visible_edits_only and self._looks_the_same(start, target):
@@ -147,14 +167,17 @@ class ExampleMaker:
         return TrainingExample(current, target, current_image, target_image, edit, distance,
                                noise, chain[0] if chain else [start])
 
+    def _own_state(self, r) -> tuple[SyntaxTree, SyntaxTree]:
+        """A target and a program the policy reached on its way there (``own_states``)."""
+        target, state = self.own_states[int(r.random() * len(self.own_states))]
+        target = self.env.parse(target)
+        if self.config.simplify_targets:
+            target = simplify(self.env, target, size=self.config.image_size)
+        return target, self.env.parse(state)
+
     def _looks_the_same(self, a: SyntaxTree, b: SyntaxTree) -> bool:
         size = self.config.image_size
         return unchanged(self.env.render(a, size), self.env.render(b, size))
-
-
-def worker_seed(seed: int, worker: int, rank: int = 0) -> int:
-    """A distinct, reproducible 63-bit seed per (seed, process rank, DataLoader worker)."""
-    return int(np.random.SeedSequence([seed, rank, worker]).generate_state(2, np.uint64)[0] >> 1)
 
 
 class ExampleStream(IterableDataset):
@@ -178,10 +201,3 @@ class ExampleStream(IterableDataset):
         r = random.Random(worker_seed(self.seed, worker, self.rank))
         while True:
             yield maker.example(r)
-
-
-def stack_images(examples: list[TrainingExample]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Current and target images of a batch as float tensors ``B x C x H x W``."""
-    current = torch.from_numpy(np.stack([e.current_image for e in examples])).permute(0, 3, 1, 2)
-    target = torch.from_numpy(np.stack([e.target_image for e in examples])).permute(0, 3, 1, 2)
-    return current.contiguous(), target.contiguous()

@@ -20,11 +20,13 @@ from __future__ import annotations
 import functools
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from tdlib.rules import Alternative, Rule
+from tdlib.sampling import ConstrainedSampler
 from tdlib.tree import Node, SyntaxTree, node_depth
 
 
@@ -56,70 +58,6 @@ MAX_DEPTH = 256
 
 class ProgramTooDeepError(ValueError):
     """A program nests deeper than :data:`MAX_DEPTH`."""
-
-
-class Rule:
-    """A nonterminal that fills slots of expansions; its alternatives are what may fill them."""
-
-    def __init__(self, name: str, grammar: "Grammar"):
-        self.name = name
-        self.grammar = grammar
-        self.alternatives: list[Alternative] = []
-
-    def __reduce__(self):
-        return (_rule_of, (self.grammar, self.name))
-
-    @property
-    def is_leaf_rule(self) -> bool:
-        """True when every alternative is a single literal (numbers, operators, colours)."""
-        return all(not alt.slots for alt in self.alternatives)
-
-    def __repr__(self) -> str:
-        return f"Rule({self.name!r}, {len(self.alternatives)} alternatives)"
-
-
-class Alternative:
-    """One expansion of a rule: literal pieces and slots, in order."""
-
-    def __init__(self, rule: Rule, index: int, name: str, pieces: Sequence[str | Rule],
-                 is_primitive: bool):
-        self.rule = rule
-        self.index = index  # unique within the grammar
-        self.name = name
-        self.pieces = tuple(pieces)
-        self.slots: tuple[Rule, ...] = tuple(p for p in pieces if isinstance(p, Rule))
-        self.is_primitive = int(is_primitive)
-        # Literal text between slots: len(slots) + 1 segments.
-        segments: list[list[str]] = [[]]
-        for piece in pieces:
-            if isinstance(piece, Rule):
-                segments.append([])
-            else:
-                segments[-1].append(piece)
-        seg_text = ["".join(seg) for seg in segments]
-        self.seg_chars = tuple(len(s) for s in seg_text)
-        self.tokens_between = tuple(
-            tuple(tok for tok in (p.strip() for p in seg) if tok) for seg in segments
-        )
-        self.seg_tokens = tuple(len(t) for t in self.tokens_between)
-        if self.slots:
-            escaped = [s.replace("{", "{{").replace("}", "}}") for s in seg_text]
-            self.fmt = "{}".join(escaped)
-        else:
-            self.fmt = seg_text[0]
-        self.literal = seg_text[0] if not self.slots else None
-        self.leaf = Node(self) if not self.slots else None
-
-    def __reduce__(self):
-        return (_alternative_of, (self.rule.grammar, self.index))
-
-    @property
-    def tokens(self) -> tuple[str, ...]:
-        """Every literal token of this alternative, slots left out."""
-        return tuple(tok for seg in self.tokens_between for tok in seg)
-
-    def __repr__(self) -> str:
-        return f"Alternative({self.rule.name}/{self.name})"
 
 
 def _quote(literal: str) -> str:
@@ -336,7 +274,6 @@ class Grammar:
     def sampler(self):
         """The :class:`~tdlib.sampling.ConstrainedSampler` of this grammar (built on first use)."""
         if self._sampler is None:
-            from tdlib.sampling import ConstrainedSampler
             self._sampler = ConstrainedSampler(self)
         return self._sampler
 
@@ -395,14 +332,6 @@ def _grammar_of(source, primitives, name, weights) -> Grammar:
     if key not in _GRAMMARS:
         Grammar(source, primitives, name=name, weights=dict(weights))
     return _GRAMMARS[key]
-
-
-def _rule_of(grammar: Grammar, name: str) -> Rule:
-    return grammar.rules[name]
-
-
-def _alternative_of(grammar: Grammar, index: int) -> Alternative:
-    return grammar.alternatives[index]
 
 
 def grammar_source(name: str) -> str:

@@ -1,299 +1,31 @@
-"""The networks: an NF-ResNet image encoder, a decoder-only transformer, and the value head.
+"""The networks: the tree-diffusion policy (and its baselines) and the value network.
 
-:class:`EditModel` is the paper's Figure 3.  The image encoder reads three planes per channel,
-``[current, target, |current - target|]``, and gives ``prefix_tokens`` embeddings that open the
-sequence; then come the current program's tokens and the edit ``<EDIT> <POS k> replacement <EOS>``.
-The same class, with ``kind`` set, is the autoregressive baseline (blank current image, no context,
+:class:`EditModel` is the paper's Figure 3.  The image encoder (:mod:`tdlib.encoder`) reads three
+planes per channel, ``[current, target, |current - target|]``, and gives ``prefix_tokens``
+embeddings that open the sequence; then come the current program's tokens and the edit ``<EDIT>
+<POS k> replacement <EOS>``, read by a decoder-only transformer (:mod:`tdlib.transformer`).  The
+same class, with ``kind`` set, is the autoregressive baseline (blank current image, no context,
 the whole program as the "replacement") and the REPL Flow baseline (current image = the render of
 the shapes so far, context = those shapes, output = the next shape and its operator).
 
 :class:`ValueModel` maps the same three planes of two images to the predicted edit-path distance.
-
-Sequences are right-padded, in training and in decoding: causal attention never lets a real token
-see the padding after it.  While decoding, the prompts' keys are cached once and shared by every
-sequence decoded from them; each row writes its decoded tokens at its own output indices
-(:class:`DecodeCache`, :meth:`EditModel.extend`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
 
-import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.models.nfnet import NfCfg, NormFreeNet
 
-KINDS = ("policy", "value", "ar", "repl")
+from tdlib.encoder import ImageEncoder
+from tdlib.model_config import ModelConfig
+from tdlib.transformer import Block, DecodeCache
+
 # Per part (drawn and visible pixels): its share of the image, the mean current, target and
 # difference under it, and its share of the whole difference.
 FOOTPRINT_STATS = 2 * 5
-
-
-@dataclass
-class ModelConfig:
-    """Everything that determines a network's shape; stored in every checkpoint."""
-
-    kind: str = "policy"
-    env: str = "csg2d"
-    channels: int = 1  # image channels of the language (1 for CSG2D, 3 for TinySVG)
-    image_size: int = 64
-    encoder: str = "nf_tiny"  # a SMALL_ENCODERS name (built here) or any timm model name
-    encoder_stride: int = 32  # 16 keeps a finer feature map (timm's output_stride)
-    coord_planes: bool = False  # add x and y planes to the input (CoordConv): where things are
-    prefix_tokens: int = 4
-    # LayerNorm on the image prefix: the NF-ResNet's features are ~100x the size of token
-    # embeddings, which drowns what the transformer writes into the prefix positions.
-    prefix_norm: bool = False
-    # Prefix-LM attention: the image prefix and the context (the prompt) attend both ways, the
-    # output stays causal.  A node's first token then sees its whole subtree, so choosing
-    # <POS k> is a lookup of content at k instead of a reconstruction from later tokens.
-    bidirectional_prompt: bool = False
-    d_model: int = 128
-    n_layers: int = 4
-    n_heads: int = 4
-    max_positions: int = 192  # <POS k> tokens: the longest context the policy can edit
-    context: int = 256  # longest sequence, image prefix included
-    max_edit_tokens: int = 64
-    vocab_size: int = 0  # set from the tokenizer
-    use_current_image: bool = True  # False: the No Current Image ablation
-    # Adds h . position_embedding[prefix + k] to the logit of <POS k>: the output for a position
-    # is tied to the input embedding of that position, which makes pointing learnable quickly.
-    tie_positions: bool = True
-    # Content pointer: the logit of <POS k> also gets q(h) . k(c_k) / sqrt(d), c_k the final
-    # state of context token k.  Choosing where to edit becomes matching the output state against
-    # what is written (and, with bidirectional_prompt, drawn) at k, instead of recalling k's
-    # index.  Needs prompt_lengths, so that no query points into its own output.
-    pointer_positions: bool = False
-    pos_offset: int = 0  # id of <POS 0> (set from the tokenizer)
-    # Footprints (tdlib.footprints): each context token also gets its program part's drawn and
-    # visible pixels, read as the image features pooled under them and the current, target and
-    # difference images measured there, so that the pointer can see which primitive draws where
-    # the images differ.  Needs a renderer with footprints and the current image (they are
-    # computed from the current program's render).
-    footprints: bool = False
-    # Value network only: 0 pools the image features to one vector (the first design); k > 0
-    # keeps prefix_tokens spatial tokens and runs k transformer blocks over them and a learned
-    # summary token, so that the distance can be read from where the two images differ and how.
-    value_layers: int = 0
-    # Value network only: 0 regresses the distance (smooth L1); k > 0 predicts a distribution
-    # over distances 0 .. k-1 (the last bin: k-1 or more), trained by cross-entropy, and reports
-    # its mean.  Path distances are small integers with a long tail: a regression to them is
-    # pulled toward the mean, a classification is not.
-    value_bins: int = 0
-    # Value network only: weight of a pairwise ranking term added to the loss (0: none).  Every
-    # two examples of a batch at different distances add softplus(v_near - v_far): search only
-    # needs the order of its candidates, which a regression or a classification learns only
-    # indirectly.
-    value_rank_weight: float = 0.0
-
-    def __post_init__(self):
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, not {self.kind!r}")
-        if self.d_model % self.n_heads:
-            raise ValueError("d_model must be a multiple of n_heads")
-        if self.vocab_size and (self.tie_positions or self.pointer_positions) and \
-                self.pos_offset + self.max_positions != self.vocab_size:
-            raise ValueError("tie_positions and pointer_positions need the <POS k> tokens last: "
-                             "pos_offset + max_positions == vocab_size")
-        if self.footprints and not self.use_current_image:
-            raise ValueError("footprints are read from the current program's render: they need "
-                             "use_current_image")
-        if self.value_rank_weight < 0:
-            raise ValueError("value_rank_weight must be >= 0")
-        if self.prefix_tokens + self.max_positions > self.context:
-            raise ValueError(f"prefix_tokens + max_positions ({self.prefix_tokens} + "
-                             f"{self.max_positions}) exceeds the context of {self.context}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown model config fields: {sorted(unknown)}")
-        return cls(**data)
-
-
-# Four-stage NF-ResNets at a fraction of nf_resnet26's width, for 2-core CPU training.
-# nf_micro halves nf_tiny's widths and pools after its stem (stride 4 before the first stage):
-# less than half the encoder's time, which decoding pays once per problem (README, "Speed").
-SMALL_ENCODERS = {
-    "nf_tiny": NfCfg(depths=(1, 1, 1, 1), channels=(32, 64, 128, 256), stem_type="3x3",
-                     stem_chs=24, bottle_ratio=0.5, act_layer="silu"),
-    "nf_micro": NfCfg(depths=(1, 1, 1, 1), channels=(16, 32, 64, 128), stem_type="3x3_pool",
-                      stem_chs=16, bottle_ratio=0.5, act_layer="silu"),
-}
-
-
-def make_encoder(name: str, in_chans: int, output_stride: int = 32) -> nn.Module:
-    """An NF-ResNet feature extractor (no pooling, no classifier)."""
-    if name in SMALL_ENCODERS:
-        return NormFreeNet(SMALL_ENCODERS[name], num_classes=0, in_chans=in_chans,
-                           global_pool="", output_stride=output_stride)
-    return timm.create_model(name, pretrained=False, num_classes=0, global_pool="",
-                             in_chans=in_chans, output_stride=output_stride)
-
-
-class ImageEncoder(nn.Module):
-    """Three planes per channel -> ``n_tokens`` embeddings of width ``d``."""
-
-    def __init__(self, config: ModelConfig, n_tokens: int, d: int):
-        super().__init__()
-        self.use_current = config.use_current_image
-        self.coord_planes = config.coord_planes
-        extra = 2 if config.coord_planes else 0
-        self.backbone = make_encoder(config.encoder, 3 * config.channels + extra,
-                                     config.encoder_stride)
-        side = int(math.isqrt(n_tokens))
-        if side * side != n_tokens:
-            raise ValueError("prefix_tokens must be a square number (1, 4, 9, ...)")
-        self.pool = nn.AdaptiveAvgPool2d(side)
-        self.project = nn.Linear(self.backbone.num_features, d)
-        self.norm = nn.LayerNorm(d) if config.prefix_norm else nn.Identity()
-
-    def forward(self, current: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if not self.use_current:
-            current = torch.zeros_like(current)
-        planes = [current, target, (current - target).abs()]
-        if self.coord_planes:
-            b, _, h, w = current.shape
-            ys = torch.linspace(-1, 1, h, device=current.device, dtype=current.dtype)
-            xs = torch.linspace(-1, 1, w, device=current.device, dtype=current.dtype)
-            planes += [xs.view(1, 1, 1, w).expand(b, 1, h, w), ys.view(1, 1, h, 1).expand(b, 1, h, w)]
-        # Channels-last: the CPU's convolution and pooling kernels run about twice as fast on it
-        # as on NCHW with these few channels (results equal to float rounding).
-        planes = torch.cat(planes, dim=1).contiguous(memory_format=torch.channels_last)
-        features = self.pool(self.backbone(planes))  # B x C x side x side
-        return self.norm(self.project(features.flatten(2).transpose(1, 2)))  # B x n_tokens x d
-
-
-class DecodeCache:
-    """The key/value caches of one decoding call (:meth:`EditModel.extend`).
-
-    ``prompt``: per layer ``2 x G x heads x Lp x head_dim``, the prefilled prompts (image prefix,
-    context, ``<EDIT>``; :meth:`EditModel.prefill` into :meth:`EditModel.new_cache`), each with
-    ``prompt_keys[g]`` real keys.  Batch rows ``g * group`` to ``g * group + group - 1`` are
-    sequences decoded from prompt ``g``.  The decoded tokens' keys go, per row and by output
-    index, to caches of ``length`` slots plus one spare that takes padding's writes and is never
-    read.  A query sees its prompt's real keys and its row's decoded keys up to its own.
-
-    A prompt is most of what a query attends to, and it is read once for all its ``group``
-    sequences (one product per prompt and head with their queries stacked), not copied and read
-    once per sequence: that makes sampling several edits per program cheap.
-    """
-
-    def __init__(self, prompt: list[torch.Tensor], prompt_keys: torch.Tensor, group: int,
-                 length: int):
-        if group < 1:
-            raise ValueError(f"a group has at least one sequence, not {group}")
-        two, g, heads, lp, head_dim = prompt[0].shape
-        if len(prompt_keys) != g:
-            raise ValueError(f"{len(prompt_keys)} prompt lengths for {g} prompts")
-        device = prompt[0].device
-        prompt_keys = prompt_keys.to(device)
-        self.prompt, self.group = prompt, group
-        ahead = torch.arange(lp, device=device)[None] >= prompt_keys[:, None]
-        self.prompt_bias = torch.zeros(g, lp, device=device).masked_fill_(ahead, -math.inf)
-        self.out = [torch.zeros(two, g * group, heads, length + 1, head_dim, device=device,
-                                dtype=layer.dtype) for layer in prompt]
-        # Per row: the position of its first decoded token (right after its prompt).
-        self.starts = prompt_keys.repeat_interleave(group)
-
-    @property
-    def spare(self) -> int:
-        return self.out[0].shape[3] - 1
-
-    def keep_rows(self, rows: torch.Tensor) -> None:
-        """Go on with batch rows ``rows`` (ascending) only.  Where some but not all rows of a
-        prompt stay, each kept row gets its own copy of its prompt's keys from then on."""
-        prompts = torch.div(rows, self.group, rounding_mode="floor")
-        if self.group > 1 and len(rows) != self.group * len(prompts.unique()):
-            self.group = 1  # ragged: one prompt per row
-        else:
-            prompts = prompts[::self.group]
-        self.prompt = [layer.index_select(1, prompts) for layer in self.prompt]
-        self.prompt_bias = self.prompt_bias.index_select(0, prompts)
-        self.out = [layer.index_select(1, rows) for layer in self.out]
-        self.starts = self.starts.index_select(0, rows)
-
-    def attend(self, layer: int, q, kv, where, mask):
-        """Attention of queries ``q`` (``B x heads x t x head_dim``) whose keys and values ``kv``
-        (``2 x B x heads x t x head_dim``) are written at output indices ``where`` (``B x t``);
-        ``mask`` (``B x 1 x t x span``, additive, float32) says which decoded keys each query sees.
-        In float32, as the fused kernels of the prefill and of training compute it."""
-        b, heads, t, head_dim = q.shape
-        out, prompt = self.out[layer], self.prompt[layer]
-        rows = torch.arange(b, device=q.device)[:, None]
-        # One write for keys and values; index_put_ does not cast (bf16 under autocast).
-        out[:, rows, :, where] = kv.permute(1, 3, 0, 2, 4).to(out.dtype)
-        span, g, s, lp = mask.shape[-1], b // self.group, self.group, prompt.shape[3]
-        q = q.float() * head_dim ** -0.5
-
-        def stacked(x):  # B x heads x t x n -> G x heads x (group * t) x n
-            return x.reshape(g, s, heads, t, -1).transpose(1, 2).reshape(g, heads, s * t, -1)
-
-        def unstacked(x):  # the inverse
-            return x.reshape(g, heads, s, t, -1).transpose(1, 2).reshape(b, heads, t, -1)
-
-        to_prompt = torch.matmul(stacked(q), prompt[0].float().transpose(-1, -2))
-        to_prompt = unstacked(to_prompt + self.prompt_bias[:, None, None, :])
-        to_out = torch.matmul(q, out[0, :, :, :span].float().transpose(-1, -2)) + mask
-        weights = torch.softmax(torch.cat([to_prompt, to_out], dim=-1), dim=-1)
-        y = unstacked(torch.matmul(stacked(weights[..., :lp]), prompt[1].float()))
-        return y + torch.matmul(weights[..., lp:], out[1, :, :, :span].float())
-
-
-class Attention(nn.Module):
-    def __init__(self, d: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(d, 3 * d)
-        self.out = nn.Linear(d, d)
-
-    def forward(self, x, mask=None, cache=None, cache_at: int | torch.Tensor = 0, layer: int = 0):
-        """Self-attention: causal without ``mask``, else ``mask`` (True = may attend, or an additive
-        float bias; e.g. the prefix-LM mask of :meth:`EditModel.attention_mask`).  With a key/value
-        ``cache`` (``2 x B x heads x length x head_dim``, keys then values) and an int
-        ``cache_at``, the ``t`` new keys are written there for every row (prefill).  With a
-        :class:`DecodeCache`, ``cache_at`` (``B x t``) is where row ``i``'s key ``j`` goes among
-        the decoded tokens of this ``layer``, and ``mask`` (``B x 1 x t x span``) which of them
-        each query sees; every query also sees its prompt's real keys (decoding)."""
-        b, t, d = x.shape
-        qkv = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        q = qkv[0]
-        if isinstance(cache, DecodeCache):
-            y = cache.attend(layer, q, qkv[1:], cache_at, mask)
-            return self.out(y.transpose(1, 2).reshape(b, t, d))
-        if cache is None:
-            k, v = qkv[1], qkv[2]
-        else:
-            cache[:, :, :, cache_at:cache_at + t] = qkv[1:]
-            k, v = cache[0, :, :, :cache_at + t], cache[1, :, :, :cache_at + t]
-        if mask is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        else:
-            if mask.is_floating_point() and mask.dtype != q.dtype:  # bf16 under autocast
-                mask = mask.to(q.dtype)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.out(y.transpose(1, 2).reshape(b, t, d))
-
-
-class Block(nn.Module):
-    def __init__(self, d: int, heads: int):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(d)
-        self.attn = Attention(d, heads)
-        self.norm2 = nn.LayerNorm(d)
-        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.SiLU(), nn.Linear(4 * d, d))
-
-    def forward(self, x, mask=None, cache=None, cache_at: int | torch.Tensor = 0, layer: int = 0):
-        x = x + self.attn(self.norm1(x), mask, cache, cache_at, layer)
-        return x + self.mlp(self.norm2(x))
 
 
 class EditModel(nn.Module):

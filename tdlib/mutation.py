@@ -10,8 +10,9 @@ How the node is chosen is switchable:
     Appendix A: a production rule uniformly among those of the candidates, then a candidate
     of that rule uniformly.
 ``"count"``
-    REFERENCE.md §2 (the public code): a primitive count uniformly among the counts present
-    among the candidates (0, 1, 2), then a candidate with that count uniformly.
+    The public code's choice (DECISIONS.md §2): a primitive count
+    uniformly among the counts present among the candidates (0, 1, 2), then a candidate with that
+    count uniformly.
 ``"uniform"``
     §3.1 as first stated: a candidate uniformly.  Biases programs to grow (many leaves).
 """
@@ -20,13 +21,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from tdlib.grammar import Grammar
+from tdlib.rules import Rule
 from tdlib.sampling import as_random
 from tdlib.tree import Located, Node, SyntaxTree
-
-if TYPE_CHECKING:  # pragma: no cover
-    from tdlib.grammar import Grammar, Rule
 
 SIGMA_SMALL = 2
 SCHEMES = ("count", "rule", "uniform")
@@ -62,7 +61,7 @@ class Edit:
         return " " * start + marker + f" -> {self.new.text}"
 
 
-def mutable_rules(grammar: "Grammar", sigma_small: int = SIGMA_SMALL) -> frozenset[str]:
+def mutable_rules(grammar: Grammar, sigma_small: int = SIGMA_SMALL) -> frozenset[str]:
     """Rules that can derive at least two different expressions with <= sigma_small primitives."""
     sampler = grammar.sampler
     mutable: set[str] = set()
@@ -83,7 +82,7 @@ def mutable_rules(grammar: "Grammar", sigma_small: int = SIGMA_SMALL) -> frozens
 class Mutator:
     """Draws random small mutations of programs of one grammar."""
 
-    def __init__(self, grammar: "Grammar", sigma_small: int = SIGMA_SMALL, scheme: str = "count"):
+    def __init__(self, grammar: Grammar, sigma_small: int = SIGMA_SMALL, scheme: str = "count"):
         if scheme not in SCHEMES:
             raise ValueError(f"unknown mutation scheme {scheme!r}; schemes: {', '.join(SCHEMES)}")
         if sigma_small < 0:
@@ -119,7 +118,7 @@ class Mutator:
         group = groups[keys[int(r.random() * len(keys))]]
         return group[int(r.random() * len(group))]
 
-    def replacement(self, rule: "Rule", old: Node, r: random.Random) -> Node:
+    def replacement(self, rule: Rule, old: Node, r: random.Random) -> Node:
         """A fresh expression of ``rule`` with <= sigma_small primitives, different from old.
 
         Its size is drawn uniformly from ``0..sigma_small`` and moved to the nearest size the

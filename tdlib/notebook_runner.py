@@ -11,14 +11,16 @@ output folder.  Source notebooks stay free of outputs.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import time
 from pathlib import Path
 
-from tdlib.layout import project_root
+import papermill
 
-PRESETS = ("smoke", "cpu", "paper")
+from tdlib.layout import figures_dir, project_root, results_dir
+from tdlib.presets import PRESETS
 
 
 def notebook_paths(folder: Path | None = None) -> list[Path]:
@@ -29,8 +31,6 @@ def notebook_paths(folder: Path | None = None) -> list[Path]:
 
 def run_notebook(path: Path, output_dir: Path, preset: str, **parameters) -> Path:
     """Execute one notebook with papermill; returns the executed copy's path."""
-    import papermill
-
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -47,7 +47,6 @@ def run_notebook(path: Path, output_dir: Path, preset: str, **parameters) -> Pat
 
 def snapshot(folders) -> dict[Path, str]:
     """Content hash of every file under ``folders`` (to report what a run changed)."""
-    import hashlib
     return {f: hashlib.sha1(f.read_bytes()).hexdigest()
             for folder in folders if Path(folder).exists()
             for f in sorted(Path(folder).rglob("*")) if f.is_file()}
@@ -87,7 +86,6 @@ def main(argv=None) -> int:
         # beside their executed notebooks so that they never overwrite them.
         os.environ.setdefault("TDLIB_FIGURES", str(args.output_dir / "figures"))
         os.environ.setdefault("TDLIB_RESULTS", str(args.output_dir / "results"))
-    from tdlib.layout import figures_dir, results_dir
     watched = [figures_dir(), results_dir() / "tables"]
     before = snapshot(watched)
     for path in paths:

@@ -22,6 +22,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from tdlib.env import make_env
+from tdlib.image_input import image_to_observation
+from tdlib.solver import solve
+
 SUPERSAMPLE = 4
 UNITS = 16  # CSG2D's grid: the padded square is 16 units across
 
@@ -165,8 +169,6 @@ def solve_suite(folder: str | Path, seed: int = 0, progress: bool = True) -> lis
     ``tdlib solve``'s defaults; one row per picture: the solver's program, pixel error and
     primitives beside the reference's, the search's own program before refinement, the time
     and why the search stopped."""
-    from tdlib.env import make_env
-    from tdlib.solver import image_to_observation, solve
     env = make_env("csg2d")
     rows = []
     for picture in SUITE:

@@ -7,15 +7,20 @@ checkpoint, so a checkpoint always says exactly how it was made.
 
 from __future__ import annotations
 
+import ast
 from dataclasses import asdict, dataclass, fields, replace
 
 from tdlib.env import make_env
 from tdlib.examples import ExampleConfig
-from tdlib.model import KINDS, ModelConfig
+from tdlib.layout import project_root
+from tdlib.model_config import KINDS, ModelConfig
 from tdlib.tokens import Tokenizer
 
 PRESETS = ("smoke", "cpu", "paper")
-ABLATIONS = ("no_current_image", "last_step", "no_noising")
+# The paper's ablations (Figure 5): no_current_image blanks the current image, no_reverse_path
+# trains on the edit that undoes the last noising step (ExampleConfig.mode "last_step"),
+# no_noising starts every example from an unrelated program (rho = 1).
+ABLATIONS = ("no_current_image", "no_reverse_path", "no_noising")
 
 
 @dataclass
@@ -75,10 +80,10 @@ _POLICY = {"cpu": dict(encoder="nf_micro", d_model=64, encoder_stride=16, **POLI
 # The cpu preset's value recipe, chosen at equal CPU time (results/tables/value_recipe_runs.csv): the
 # policy's network shape (so that a value run can start from the policy's encoder and blocks,
 # ``tdlib train --init``), 16 spatial image tokens read by three attention blocks, and a
-# distribution over 16 distances.  Started from the policy it ranked better than the previous
-# recipe (pooled features, a regression) on both languages: CSG2D 0.281 after 30 minutes against
-# 0.269 after 40 (0.245 for the same network from scratch), TinySVG 0.510 against 0.486 at equal
-# time.
+# distribution over 16 distances.  Started from the policy it ranks better than pooled features
+# with a regression (value_layers=0, value_bins=0) on both languages: CSG2D 0.281 after 30 minutes
+# against 0.269 after 40 (0.245 for the same network from scratch), TinySVG 0.510 against 0.486
+# at equal time.
 _VALUE = {"cpu": dict(encoder="nf_micro", d_model=64, prefix_tokens=16, encoder_stride=16,
                       prefix_norm=True, value_layers=3, value_bins=16)}
 _RECIPES = {"policy": _POLICY, "value": _VALUE}  # per kind, per preset, over _MODEL
@@ -116,7 +121,7 @@ def preset(name: str, kind: str = "policy", env: str = "csg2d",
                         **{**_MODEL[name], **_RECIPES.get(kind, {}).get(name, {})})
     examples = ExampleConfig(image_size=model.image_size,
                              masked_loss=kind == "policy" and name in _POLICY)
-    if "last_step" in ablations:
+    if "no_reverse_path" in ablations:
         examples = replace(examples, mode="last_step")
     if "no_noising" in ablations:
         examples = replace(examples, rho=1.0)
@@ -134,7 +139,6 @@ def apply_overrides(model: ModelConfig, train: TrainConfig, examples: ExampleCon
     ``train.lr=3e-4`` a TrainConfig field.  An unknown field or a malformed value is a
     ``ValueError`` that names it.
     """
-    import ast
     targets = {"model": model, "examples": examples, "train": train}
     changes: dict[str, dict] = {name: {} for name in targets}
     for item in items:
@@ -182,13 +186,13 @@ def _set(*items: str) -> tuple[str, ...]:
 
 
 # The Rainbow ablation arms (Figure 5): the cpu policy at 2 layers, 16,000 steps (512k examples)
-# each; at 4,000 steps no arm improved on the search's autoregressive start.
+# each (at 4,000 steps no arm improves on the search's autoregressive start).
 _RAINBOW_ARM = _set("n_layers=2", "train.eval_every=4000")
 _RAINBOW_STEPS = 16_000
 
 # What ships in results/checkpoints/, each trained on the 2-core CPU (the command, and for a run
 # made in pieces every piece, is in its model.json).  The AR and REPL models of CSG2D were
-# trained before length bucketing existed, hence bucket_batches 1.
+# trained without length bucketing (bucket_batches 1).
 SHIPPED_MODELS = {
     # the CSG2D policy's first 158,000 steps (5.06 M examples), made in pieces by tools/policy_ab.py
     "csg2d_policy_158k": ShippedModel("csg2d", "policy", 158_000, 8),
@@ -196,7 +200,7 @@ SHIPPED_MODELS = {
     # that search uses (its model.json keeps the earlier pieces' records)
     "csg2d_policy": ShippedModel("csg2d", "policy", 52_000, 8,
                                  ("--lr", "0.0007", "--seed", "1"), init="csg2d_policy_158k"),
-    # starts from the policy's first 158,000 steps (issue 12's value recipe); made in two pieces,
+    # starts from the policy's first 158,000 steps (the cpu value recipe); made in two pieces,
     # 25,000 steps and a warm restart to 61,000 (the learning rate's second cosine)
     "csg2d_value": ShippedModel("csg2d", "value", 61_000, 8, _set("train.restart_step=25000"),
                                 init="csg2d_policy_158k"),
@@ -217,7 +221,7 @@ SHIPPED_MODELS = {
     # policy that search uses (its model.json keeps the first piece's record)
     "tinysvg_policy": ShippedModel("tinysvg", "policy", 50_000, 8, ("--seed", "1"),
                                    init="tinysvg_policy_26k"),
-    # starts from the policy's encoder and blocks (issue 12's value recipe)
+    # starts from the policy's encoder and blocks (the cpu value recipe)
     "tinysvg_value": ShippedModel("tinysvg", "value", 27_000, 8, init="tinysvg_policy"),
     "tinysvg_ar": ShippedModel("tinysvg", "ar", 6_000),
     "rainbow_ar": ShippedModel("rainbow", "ar", 3_000),
@@ -225,7 +229,7 @@ SHIPPED_MODELS = {
     "rainbow_policy_no_current_image": ShippedModel(
         "rainbow", "policy", _RAINBOW_STEPS, 8, ("--ablation", "no_current_image") + _RAINBOW_ARM),
     "rainbow_policy_no_reverse_path": ShippedModel(
-        "rainbow", "policy", _RAINBOW_STEPS, 8, ("--ablation", "last_step") + _RAINBOW_ARM),
+        "rainbow", "policy", _RAINBOW_STEPS, 8, ("--ablation", "no_reverse_path") + _RAINBOW_ARM),
     "rainbow_policy_no_noising": ShippedModel(
         "rainbow", "policy", _RAINBOW_STEPS, 8, ("--ablation", "no_noising") + _RAINBOW_ARM),
     **{f"rainbow_policy_rho{rho}": ShippedModel("rainbow", "policy", _RAINBOW_STEPS, 8,
@@ -236,7 +240,6 @@ SHIPPED_MODELS = {
 
 def shipped_folder(name: str):
     """Where a shipped checkpoint lives (it may not have been trained yet)."""
-    from tdlib.layout import project_root
     if name not in SHIPPED_MODELS:
         raise ValueError(f"unknown shipped model {name!r}; known: {', '.join(SHIPPED_MODELS)}")
     return project_root() / "results" / "checkpoints" / name

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tdlib.grammar import Alternative, Grammar
+from tdlib.grammar import Grammar
+from tdlib.images import image_batch
+from tdlib.rules import Alternative
 from tdlib.tokens import GrammarConstraint, Tokenizer
 from tdlib.tree import Node
 
@@ -75,8 +77,7 @@ class REPLSteps:
                    tokenizer: Tokenizer) -> tuple[torch.Tensor, list[list[int]]]:
         """:meth:`seen` for several prefixes: ``B x C x size x size`` images and the contexts."""
         seen = [self.seen(env, prefix, size, tokenizer) for prefix in prefixes]
-        images = torch.from_numpy(np.stack([image for image, _ in seen]))
-        return images.permute(0, 3, 1, 2).contiguous(), [context for _, context in seen]
+        return image_batch(image for image, _ in seen), [context for _, context in seen]
 
     def step_ids(self, tokenizer: Tokenizer, step: Shape, first: bool) -> list[int]:
         """Output tokens of a step: ``[op] shape``."""

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tdlib.rules import Alternative, Rule
 from tdlib.tree import Node
 
-if TYPE_CHECKING:  # pragma: no cover
-    from tdlib.grammar import Alternative, Grammar, Rule
+if TYPE_CHECKING:  # pragma: no cover  (annotations only: tdlib.grammar imports this module)
+    from tdlib.grammar import Grammar
 
 INF = 1 << 30
 
@@ -82,7 +83,7 @@ class ConstrainedSampler:
             out |= b << i
         return out & self.full
 
-    def _slot_suffix(self, alt: "Alternative", can: dict) -> list[int]:
+    def _slot_suffix(self, alt: Alternative, can: dict) -> list[int]:
         """suffix[i] = sizes reachable by slots i.. of alt (suffix[len] = {0})."""
         suffix = [1] * (len(alt.slots) + 1)
         for i in range(len(alt.slots) - 1, -1, -1):
@@ -177,12 +178,12 @@ class ConstrainedSampler:
             self.splits[alt.index] = per_slot
 
     # -------------------------------------------------------------- queries
-    def sizes(self, rule: "Rule", lo: int = 0, hi: int | None = None) -> list[int]:
+    def sizes(self, rule: Rule, lo: int = 0, hi: int | None = None) -> list[int]:
         """Sizes (primitive counts) in ``[lo, hi]`` that ``rule`` can derive exactly."""
         hi = self.max_size if hi is None else min(hi, self.max_size)
         return [n for n in _bits(self.can[rule.name]) if lo <= n <= hi]
 
-    def sample(self, rng, rule: "Rule", lo: int, hi: int) -> Node:
+    def sample(self, rng, rule: Rule, lo: int, hi: int) -> Node:
         """A node derived from ``rule`` with ``lo <= sigma <= hi`` (sizes drawn uniformly)."""
         if lo > hi:
             raise ValueError(f"min_primitives {lo} > max_primitives {hi}")
@@ -196,7 +197,7 @@ class ConstrainedSampler:
         n = sizes[int(r.random() * len(sizes))]
         return self.sample_exact(r, rule, n)
 
-    def sample_exact(self, r: random.Random, rule: "Rule", n: int, depth: int = 0) -> Node:
+    def sample_exact(self, r: random.Random, rule: Rule, n: int, depth: int = 0) -> Node:
         """A node derived from ``rule`` with exactly ``n`` primitives (``n`` must be feasible)."""
         if depth < self.depth_limit:
             alts = self.alts_for[rule.name][n]
@@ -208,7 +209,7 @@ class ConstrainedSampler:
                 return self._shortest(r, alt, n, depth)
         return self.expand(r, alt, n, depth)
 
-    def expand(self, r: random.Random, alt: "Alternative", n: int, depth: int = 0) -> Node:
+    def expand(self, r: random.Random, alt: Alternative, n: int, depth: int = 0) -> Node:
         """A node of alternative ``alt`` with exactly ``n`` primitives (``n`` must be feasible)."""
         if alt.leaf is not None:
             return alt.leaf
@@ -221,7 +222,7 @@ class ConstrainedSampler:
             remaining -= v
         return Node(alt, tuple(children))
 
-    def _shortest(self, r: random.Random, alt: "Alternative", n: int, depth: int) -> Node:
+    def _shortest(self, r: random.Random, alt: Alternative, n: int, depth: int) -> Node:
         """Expand alt with shares whose heights are all below alt's (minimum-height split)."""
         limit = self.alt_height[alt.index][n] - 1
         remaining = n - alt.is_primitive
@@ -235,7 +236,7 @@ class ConstrainedSampler:
             remaining -= v
         return Node(alt, tuple(children))
 
-    def _rest_fits(self, alt: "Alternative", i: int, total: int, limit: int) -> bool:
+    def _rest_fits(self, alt: Alternative, i: int, total: int, limit: int) -> bool:
         slots = alt.slots[i:]
         if not slots:
             return total == 0

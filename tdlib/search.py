@@ -28,7 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tdlib.evaluate import images as model_images  # B x C x H x W clean renders
+from tdlib.edit_paths import first_edit
+from tdlib.images import program_images
+from tdlib.repl import REPLSteps
 from tdlib.tree import SyntaxTree
 
 
@@ -159,12 +161,13 @@ class Renders:
         self.latest: dict[tuple[str, int], torch.Tensor] = {}
 
     def __call__(self, trees, size: int) -> torch.Tensor:
-        """``B x C x size x size`` renders of ``trees``, as :func:`tdlib.evaluate.images`."""
+        """``B x C x size x size`` renders of ``trees``, as :func:`tdlib.images.program_images`."""
         keys = [(str(t), size) for t in trees]
         found = [self.latest.get(key) for key in keys]
         missing = [i for i, image in enumerate(found) if image is None]
         if missing:
-            for i, image in zip(missing, model_images(self.env, [trees[i] for i in missing], size)):
+            rendered = program_images(self.env, [trees[i] for i in missing], size)
+            for i, image in zip(missing, rendered):
                 found[i] = image
         self.latest = dict(zip(keys, found))
         return torch.stack(found)
@@ -206,14 +209,12 @@ class OracleEdits:
     """The next edit of Algorithm 1's path from each program to the true one (tests)."""
 
     def __init__(self, env, truth, seed: int = 0):
-        from tdlib.paths import first_edit
-        self.first_edit, self.env = first_edit, env
-        self.truth, self.rng = env.tree(truth), random.Random(seed)
+        self.env, self.truth, self.rng = env, env.tree(truth), random.Random(seed)
 
     def __call__(self, trees, k):
         out = []
         for i, tree in enumerate(trees):
-            edit = self.first_edit(tree, self.truth, self.rng)
+            edit = first_edit(tree, self.truth, self.rng)
             if edit is not None:
                 out.append((i, edit.apply(tree), 0.0))
         return out
@@ -347,7 +348,6 @@ def repl_rollouts(expansions: Expansions, decoder, target_observation: torch.Ten
                   seed: int = 0, max_rounds: int | None = None) -> Outcome:
     """REPL Flow as plain roll-outs: ``batch`` sampled shape-by-shape roll-outs per round; each
     rendered partial program is one expansion (the REPL compiles every step)."""
-    from tdlib.repl import REPLSteps
     env = expansions.env
     steps = REPLSteps(env.grammar)
     generator = torch.Generator().manual_seed(seed)

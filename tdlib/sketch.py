@@ -2,12 +2,12 @@
 
 A sketch is drawn in three steps, all seeded:
 
-1. **Wobbly primitives.**  Every primitive's parameters get Gaussian noise (grid units; the
-   public code's levels, REFERENCE.md §1): a quad's centre and size N(0, 0.5), its angle
-   N(0, 1 deg), then each corner N(0, 0.1); a circle's centre N(0, 0.5) and its two radii
-   N(0, 0.3) each, so it becomes a slightly skewed ellipse.  The noised primitives are combined
-   with skia's path operations exactly like the clean render, which gives the outline of the
-   whole program as lines and curves.
+1. **Wobbly primitives.**  Every primitive's parameters get Gaussian noise (grid units; the public
+   code's levels, DECISIONS.md §1): a quad's centre and size
+   N(0, 0.5), its angle N(0, 1 deg), then each corner N(0, 0.1); a circle's centre N(0, 0.5) and
+   its two radii N(0, 0.3) each, so it becomes a slightly skewed ellipse.  The noised primitives are
+   combined with skia's path operations exactly like the clean render, which gives the outline of
+   the whole program as lines and curves.
 2. **Hand-drawn strokes.**  Every line of the outline gets noised points near 50 % and 75 % of
    its length; every curve is resampled every ``curve_spacing`` units with jitter.  Each contour
    is then drawn as one Catmull-Rom spline through its points.  Closed contours start at a random

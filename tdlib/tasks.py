@@ -22,17 +22,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tdlib.edit_paths import tree_diff
 from tdlib.env import make_env
 from tdlib.examples import ExampleConfig, ExampleMaker
 from tdlib.footprints import batch_footprints, program_footprints
-from tdlib.tokens import EDIT, EOS, PAD, Tokenizer
+from tdlib.images import planes
+from tdlib.repl import REPLSteps
+from tdlib.seeds import example_rng
+from tdlib.tokens import EDIT, EOS, PAD, GrammarConstraint, Tokenizer
 
 IGNORE = -100
-
-
-def example_rng(seed: int, index: int) -> random.Random:
-    """The random source of example ``index`` of a run seeded ``seed``."""
-    return random.Random((int(seed) << 48) + int(index))
 
 
 class Task:
@@ -70,10 +69,6 @@ class Task:
     def loss(self, model, batch: dict) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError
 
-    # ------------------------------------------------------------- helpers
-    def image(self, array: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)
-
     @staticmethod
     def stack(items, key) -> torch.Tensor:
         return torch.from_numpy(np.stack([it[key] for it in items]))
@@ -91,7 +86,6 @@ class SequenceTask(Task):
     def constraint(self):
         # Built lazily in each process (its states are numbered in the order they are met).
         if getattr(self, "_constraint", None) is None:
-            from tdlib.tokens import GrammarConstraint
             self._constraint = GrammarConstraint(self.tokenizer)
         return self._constraint
 
@@ -210,7 +204,7 @@ class PolicyTask(SequenceTask):
         starts = None
         if self.example_config.masked_loss:
             starts = {k: loc.node.rule for k, loc in self.tokenizer.node_starts(ex.current).items()}
-        item = {"current": self.image(ex.current_image), "target": self.image(ex.target_image),
+        item = {"current": planes(ex.current_image), "target": planes(ex.target_image),
                 "tokens": context + edit, "loss_from": len(context), "distance": ex.distance,
                 "allowed": self.allowed_masks(edit[1:], None, starts)}
         if self.example_config.all_positions:
@@ -221,9 +215,8 @@ class PolicyTask(SequenceTask):
 
     def next_edit_positions(self, ex) -> np.ndarray:
         """``V`` booleans: the ``<POS k>`` tokens of every correct next edit of ``ex`` (the
-        edits of :func:`~tdlib.paths.tree_diff` from its program to its target; just its own
-        edit in ``last_step`` mode)."""
-        from tdlib.paths import tree_diff
+        edits of :func:`~tdlib.edit_paths.tree_diff` from its program to its target; just its own
+        edit in ``last_step`` mode, the No Reverse Path ablation)."""
         tok = self.tokenizer
         valid = np.zeros(tok.vocab_size, bool)
         valid[tok.pos_token(tok.edit_target(ex.current, ex.edit)[0])] = True
@@ -250,7 +243,7 @@ class ValueTask(PolicyTask):
 
     def example(self, index):
         ex = self.maker.example(example_rng(self.seed, index))
-        return {"current": self.image(ex.current_image), "target": self.image(ex.target_image),
+        return {"current": planes(ex.current_image), "target": planes(ex.target_image),
                 "distance": ex.distance}
 
     def collate(self, items):
@@ -291,7 +284,7 @@ class ARTask(SequenceTask):
             program = self.tokenizer.encode_program(target)
             if len(program) + 2 <= self.model_config.context - self.model_config.prefix_tokens:
                 break
-        image = self.image(self.env.observe(target, r, self.size))
+        image = planes(self.env.observe(target, r, self.size))
         return {"current": np.zeros_like(image), "target": image,
                 "tokens": [EDIT] + program + [EOS], "loss_from": 0,
                 "allowed": self.allowed_masks(program + [EOS], None, ar_start=True)}
@@ -302,12 +295,10 @@ class REPLTask(SequenceTask):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from tdlib.repl import REPLSteps
         self.steps = REPLSteps(self.env.grammar)
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        from tdlib.repl import REPLSteps
         self.steps = REPLSteps(self.env.grammar)
 
     def example(self, index):
@@ -321,9 +312,9 @@ class REPLTask(SequenceTask):
             k = r.randrange(len(shapes))
             if len(self.tokenizer.node_ids(fold)) + 3 <= limit:
                 break
-        image = self.image(self.env.observe(fold, r, self.size))
+        image = planes(self.env.observe(fold, r, self.size))
         current, context = self.steps.seen(self.env, shapes[:k], self.size, self.tokenizer)
-        current = self.image(current)
+        current = planes(current)
         output = self.steps.step_ids(self.tokenizer, shapes[k], first=k == 0)
         allowed = None
         if self.example_config.masked_loss:
@@ -342,4 +333,3 @@ def make_task(kind: str, env_name: str, model_config, example_config, seed: int 
     except KeyError:
         raise ValueError(f"unknown model kind {kind!r}; kinds: {', '.join(TASKS)}") from None
     return cls(env_name, model_config, example_config, seed)
-

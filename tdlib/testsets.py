@@ -5,9 +5,9 @@ parameters and the command that regenerates the file byte for byte; each further
 problem: its index, the program text, its sigma and the seed it was drawn from (for
 ``csg2d-sketch`` that seed also draws the sketch the model sees).
 
-Test programs come from a seed space disjoint from training: problem seeds are drawn from
-``SeedSequence([seed, TESTSET_DOMAIN, set id])``, training workers from ``SeedSequence([seed, rank,
-worker])``; :func:`training_overlap` checks a large training sample for duplicates anyway.
+Test programs come from a seed space disjoint from training (:mod:`tdlib.seeds`: problem seeds
+are drawn from ``[seed, TESTSET_DOMAIN, set id]``, training workers from ``[seed, rank,
+worker]``); :func:`training_overlap` checks a large training sample for duplicates anyway.
 """
 
 from __future__ import annotations
@@ -15,18 +15,15 @@ from __future__ import annotations
 import json
 import os
 import random
-import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
 from tdlib.complexity import complexity_threshold, lz4_score
 from tdlib.env import make_env
-from tdlib.examples import worker_seed
+from tdlib.grammar import ProgramSyntaxError
+from tdlib.seeds import testset_rng, worker_seed
 
 FORMAT_VERSION = 1
-TESTSET_DOMAIN = 0x7E57  # separates test-set seeds from training streams
 
 
 @dataclass(frozen=True)
@@ -56,9 +53,7 @@ def generate(spec: TestSetSpec) -> tuple[dict, list[dict]]:
     if spec.n < 1:
         raise ValueError(f"a test set needs n >= 1 problems, not {spec.n}")
     env = make_env(spec.env)
-    stream = zlib.crc32(f"{spec.env}:{'hard' if spec.hard else 'plain'}".encode())
-    master = random.Random(int(np.random.SeedSequence([spec.seed, TESTSET_DOMAIN, stream])
-                               .generate_state(2, np.uint64)[0] >> 1))
+    master = testset_rng(spec.seed, f"{spec.env}:{'hard' if spec.hard else 'plain'}")
     threshold = None
     if spec.hard:
         threshold = complexity_threshold(env, spec.percentile, master.getrandbits(63),
@@ -100,7 +95,6 @@ def write(path: str | Path, header: dict, problems: list[dict]) -> None:
 def load(path: str | Path) -> tuple[dict, list[dict]]:
     """Read a test set; a file that is not one, or a problem that is malformed or whose program
     does not parse, raises ValueError naming the file and line."""
-    from tdlib.grammar import ProgramSyntaxError
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as err:

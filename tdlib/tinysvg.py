@@ -1,6 +1,6 @@
 """TinySVG and Rainbow: rectangles and ellipses laid out by Arrange and Move (paper, B.2).
 
-Geometry (decided here, REFERENCE.md section 1 leaves it open):
+Geometry (the paper leaves it open; decided here, DECISIONS.md §1):
 
 * The canvas is ``UNITS_ACROSS`` units wide and high; one unit = size / UNITS_ACROSS px.
 * ``(Rectangle w h fill stroke border)`` and ``(Ellipse ...)`` occupy a w x h box (units);

@@ -1,10 +1,11 @@
 """Tokens of programs and edits, and the grammar automaton that constrains decoding.
 
-Vocabulary (paper §3.3, REFERENCE.md §3): ``<PAD>``, ``<EDIT>``, ``<EOS>``, the grammar's literal
-terminals (layout whitespace dropped), then ``<POS 0>`` ... ``<POS P-1>``.  An edit is
-``<EDIT> <POS k> replacement... <EOS>`` where k is the index of the first token of the replaced node
-in the current program.  Where several nodes start at the same token, ``<POS k>`` names the
-outermost one, and edits of an inner node are written as edits of that outermost node.
+Vocabulary (paper §3.3; DECISIONS.md §3): ``<PAD>``, ``<EDIT>``,
+``<EOS>``, the grammar's literal terminals (layout whitespace dropped), then ``<POS 0>`` ...
+``<POS P-1>``.  An edit is ``<EDIT> <POS k> replacement... <EOS>`` where k is the index of the first
+token of the replaced node in the current program.  Where several nodes start at the same token,
+``<POS k>`` names the outermost one, and edits of an inner node are written as edits of that
+outermost node.
 
 :class:`GrammarConstraint` is a lazily built automaton over the grammar: a state is the set of
 possible parser stacks (leftmost derivations), so it works for any grammar the engine accepts that
@@ -19,8 +20,9 @@ import math
 
 import numpy as np
 
-from tdlib.grammar import Alternative, Grammar, GrammarError, Rule
+from tdlib.grammar import Grammar, GrammarError
 from tdlib.mutation import Edit
+from tdlib.rules import Alternative, Rule
 from tdlib.tree import Located, Node, SyntaxTree
 
 PAD, EDIT, EOS = 0, 1, 2

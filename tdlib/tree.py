@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Iterator
 
-if TYPE_CHECKING:  # pragma: no cover
-    from tdlib.grammar import Alternative, Grammar, Rule
+if TYPE_CHECKING:  # pragma: no cover  (annotations only: tdlib.rules and tdlib.grammar import this)
+    from tdlib.grammar import Grammar
+    from tdlib.rules import Alternative, Rule
 
 
 class Node:

@@ -128,7 +128,7 @@ def test_the_path_between_wide_programs_is_written_step_by_step_in_little_memory
     import tracemalloc
 
     import tdlib
-    from tdlib.paths import edit_steps
+    from tdlib.edit_paths import edit_steps
     env = tdlib.make_env("csg2d")
     (tmp_path / "a.txt").write_text(wide(512, 0))
     (tmp_path / "b.txt").write_text(wide(512, 1))

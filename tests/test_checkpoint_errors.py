@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tdlib.checkpoint import CheckpointError, load_model
-from tdlib.experiment import default_model_folder
+from tdlib.methods import default_model_folder
 from tdlib.layout import project_root
 
 SHIPPED = project_root() / "results" / "checkpoints"

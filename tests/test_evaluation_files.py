@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from tdlib.experiment import SearchConfig, evaluate_testset, main as evaluate_main
+from tdlib.evaluation import evaluate_testset, main as evaluate_main
 from tdlib.layout import project_root
+from tdlib.methods import SearchConfig
 
 HARD = project_root() / "results" / "testsets" / "csg2d_hard.jsonl"
 CONFIG = SearchConfig("random-search", budget=10, score="pixel", beam=4)

@@ -10,9 +10,12 @@ import torch
 import tdlib
 from tdlib.decode import Decoder
 from tdlib.footprints import batch_footprints, program_footprints
-from tdlib.model import DecodeCache, EditModel, ModelConfig, ValueModel, build_model
+from tdlib.images import program_images
+from tdlib.model import EditModel, ValueModel, build_model
+from tdlib.model_config import ModelConfig
 from tdlib.presets import preset
 from tdlib.tokens import EDIT, EOS, PAD, Tokenizer
+from tdlib.transformer import DecodeCache
 
 
 def small_config(env_name="csg2d", kind="policy", **changes):
@@ -20,10 +23,6 @@ def small_config(env_name="csg2d", kind="policy", **changes):
     for key, value in changes.items():
         setattr(model, key, value)
     return model
-
-
-def images(env, programs, size):
-    return torch.from_numpy(np.stack([env.render(p, size) for p in programs])).permute(0, 3, 1, 2)
 
 
 @pytest.mark.parametrize("env_name", ["csg2d", "tinysvg"])
@@ -252,8 +251,8 @@ def test_greedy_decoding_matches_a_naive_token_by_token_decoder(kind, pointer, f
     con = decoder.constraint
     r = random.Random(3)
     trees = [env.sample(r, 1, 6) for _ in range(12)]
-    cur = images(env, trees, config.image_size)
-    tgt = images(env, [env.sample(r, 1, 6) for _ in trees], config.image_size)
+    cur = program_images(env, trees, config.image_size)
+    tgt = program_images(env, [env.sample(r, 1, 6) for _ in trees], config.image_size)
     if kind == "policy":
         decoded = [d for _, d in decoder.edits(trees, cur, tgt)]
         longest = config.max_edit_tokens
@@ -289,8 +288,8 @@ def test_decoding_does_not_depend_on_the_batch():
     decoder = Decoder(EditModel(config).eval(), tok)
     r = random.Random(5)
     trees = [env.sample(r, 1, 8) for _ in range(40)]
-    cur = images(env, trees, config.image_size)
-    tgt = images(env, [env.sample(r, 1, 8) for _ in trees], config.image_size)
+    cur = program_images(env, trees, config.image_size)
+    tgt = program_images(env, [env.sample(r, 1, 8) for _ in trees], config.image_size)
     together = decoder.edits(trees, cur, tgt)
     for i in range(0, 40, 7):
         alone = decoder.edits(trees[i:i + 1], cur[i:i + 1], tgt[i:i + 1])[0]
@@ -308,8 +307,8 @@ def test_samples_share_a_prefill_and_decode_like_repeated_problems(kind):
     decoder = Decoder(EditModel(config).eval(), Tokenizer(env.grammar, config.max_positions))
     r = random.Random(9)
     trees = [env.sample(r, 1, 6) for _ in range(10)]
-    cur = images(env, trees, config.image_size)
-    tgt = images(env, [env.sample(r, 1, 6) for _ in trees], config.image_size)
+    cur = program_images(env, trees, config.image_size)
+    tgt = program_images(env, [env.sample(r, 1, 6) for _ in trees], config.image_size)
     k = 4
     repeat = torch.arange(len(trees)).repeat_interleave(k)
     for temperature in (0.0, 1.0):
@@ -345,8 +344,8 @@ def test_every_decoded_edit_of_an_untrained_policy_is_valid(env_name, n_edits):
     decoded = 0
     while decoded < n_edits:
         trees = [env.sample(r, 1, 8) for _ in range(64)]
-        cur = images(env, trees, config.image_size)
-        tgt = images(env, [env.sample(r, 1, 8) for _ in trees], config.image_size)
+        cur = program_images(env, trees, config.image_size)
+        tgt = program_images(env, [env.sample(r, 1, 8) for _ in trees], config.image_size)
         for tree, (edit, d) in zip(trees, decoder.edits(trees, cur, tgt, temperature=1.0,
                                                         generator=generator)):
             new = edit.apply(tree)
@@ -366,7 +365,7 @@ def test_every_decoded_program_of_an_untrained_ar_model_is_valid():
     generator = torch.Generator().manual_seed(6)
     for _ in range(1000 // 100):
         targets = [env.sample(r, 1, 8) for _ in range(100)]
-        for node, d in decoder.programs(images(env, targets, config.image_size), temperature=1.0,
+        for node, d in decoder.programs(program_images(env, targets, config.image_size), temperature=1.0,
                                         generator=generator):
             assert env.parse(node.text).root == node
             assert len(d.tokens) <= config.context - config.prefix_tokens - 2
@@ -378,7 +377,7 @@ def test_greedy_decoding_is_deterministic_and_sampling_follows_the_seed():
     config = small_config()
     decoder = Decoder(EditModel(config).eval(), Tokenizer(env.grammar, config.max_positions))
     trees = [env.sample(s, 2, 6) for s in range(16)]
-    cur = images(env, trees, config.image_size)
+    cur = program_images(env, trees, config.image_size)
 
     def run(**kw):
         return [d.tokens for _, d in decoder.edits(trees, cur, cur, **kw)]
@@ -387,3 +386,24 @@ def test_greedy_decoding_is_deterministic_and_sampling_follows_the_seed():
     b = run(temperature=1.0, generator=torch.Generator().manual_seed(1))
     c = run(temperature=1.0, generator=torch.Generator().manual_seed(2))
     assert a == b and a != c
+
+
+def test_decoding_reads_rendered_arrays_and_refuses_another_size():
+    """``env.render`` arrays decode as the same batch as a tensor; images of another size than
+    the model was trained at are refused in one line instead of decoding other edits."""
+    torch.manual_seed(3)
+    env = tdlib.make_env("csg2d")
+    config = small_config()
+    decoder = Decoder(EditModel(config).eval(), Tokenizer(env.grammar, config.max_positions))
+    r = random.Random(6)
+    trees = [env.sample(r, 1, 6) for _ in range(4)]
+    goals = [env.sample(r, 1, 6) for _ in trees]
+    size = config.image_size
+    as_tensors = decoder.edits(trees, program_images(env, trees, size), program_images(env, goals, size))
+    as_arrays = decoder.edits(trees, [env.render(t, size) for t in trees],
+                              [env.render(g, size) for g in goals])
+    assert [e for e, _ in as_arrays] == [e for e, _ in as_tensors]
+    with pytest.raises(ValueError, match=f"must be {size} x {size} with 1 channel"):
+        decoder.edits(trees, program_images(env, trees, 2 * size), program_images(env, goals, 2 * size))
+    with pytest.raises(ValueError, match="one of each per program"):
+        decoder.edits(trees, program_images(env, trees, size), program_images(env, goals[:2], size))

@@ -9,10 +9,11 @@ import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import tdlib
-from tdlib.examples import ExampleConfig, ExampleMaker, ExampleStream, worker_seed
+from tdlib.examples import ExampleConfig, ExampleMaker, ExampleStream
 from tdlib.grammar import Grammar
 from tdlib.mutation import Mutator
-from tdlib.paths import edit_path, edit_steps
+from tdlib.edit_paths import edit_path, edit_steps
+from tdlib.seeds import worker_seed
 
 LANGUAGES = ["csg2d", "tinysvg", "rainbow"]
 ENVS = {name: tdlib.make_env(name) for name in LANGUAGES}

@@ -1,10 +1,11 @@
 """Renderers against independent references: analytic areas, analytic signed distances,
 boolean composition of primitives, TinySVG layout arithmetic, goal checks and input handling.
 
-Canvas conventions (REFERENCE.md section 1): CSG2D is a 16 x 16 grid, origin top-left, one
-unit = size / 16 px; ``(Circle r x y)`` centre (x, y) radius r; ``(Quad x y w h theta)`` a
-w x h rectangle centred at (x, y), rotated clockwise on screen by theta (G..N = 0..315 deg).
-TinySVG: ``UNITS_ACROSS`` units across, the root's layout box centred on the canvas.
+Canvas conventions (DECISIONS.md §1): CSG2D is a 16 x 16 grid, origin
+top-left, one unit = size / 16 px; ``(Circle r x y)`` centre (x, y) radius r;
+``(Quad x y w h theta)`` a w x h rectangle centred at (x, y), rotated clockwise on screen by theta
+(G..N = 0..315 deg).  TinySVG: ``UNITS_ACROSS`` units across, the root's layout box centred on the
+canvas.
 """
 
 from __future__ import annotations

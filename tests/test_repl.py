@@ -9,7 +9,8 @@ from hypothesis import given, settings, strategies as st
 
 import tdlib
 from tdlib.decode import Decoder
-from tdlib.evaluate import images, spearman
+from tdlib.images import program_images
+from tdlib.metrics import spearman
 from tdlib.model import EditModel
 from tdlib.presets import preset
 from tdlib.repl import REPLSteps, rollout
@@ -69,7 +70,7 @@ def test_rollout_of_an_untrained_model_builds_valid_left_deep_programs():
     config, _, _ = preset("smoke", "repl", "csg2d")
     decoder = Decoder(EditModel(config).eval(), Tokenizer(CSG.grammar, config.max_positions))
     targets = [CSG.sample(s, 2, 6) for s in range(6)]
-    programs = rollout(decoder, CSG, images(CSG, targets, config.image_size), max_shapes=4,
+    programs = rollout(decoder, CSG, program_images(CSG, targets, config.image_size), max_shapes=4,
                        temperature=1.0, generator=torch.Generator().manual_seed(1))
     for trajectory in programs:
         assert len(trajectory) == 4

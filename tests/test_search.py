@@ -8,9 +8,10 @@ import pytest
 import torch
 
 import tdlib
-from tdlib.paths import edit_path
+from tdlib.edit_paths import edit_path
+from tdlib.images import program_images
 from tdlib.search import (Expansions, OracleEdits, PixelScore, RandomEdits, beam_search,
-                          model_images, rollouts)
+                          rollouts)
 
 
 def problems(env_name, n, seed=0):
@@ -48,7 +49,7 @@ def test_an_oracle_policy_solves_every_problem_within_its_path_length(env_name, 
         expansions = Expansions(env, truth, budget=1000)
         oracle = OracleEdits(env, truth, seed=i)
         if method == "beam":
-            target = model_images(env, [truth], 32)
+            target = program_images(env, [truth], 32)
             outcome = beam_search(expansions, [start], oracle, PixelScore(env, target), beam=4)
         else:
             outcome = rollouts(expansions, [start], oracle, chains=1, max_steps=100)
@@ -71,7 +72,7 @@ def test_the_budget_is_never_exceeded_nothing_counts_twice_and_everything_is_che
     counting = CountingEnv(tdlib.make_env("csg2d"))
     _, [(truth, start)] = problems("csg2d", 1, seed=5)
     expansions = Expansions(counting, truth, budget=budget)
-    target = model_images(counting.env, [truth], 32)
+    target = program_images(counting.env, [truth], 32)
     outcome = beam_search(expansions, [start], RandomEdits(counting.env, seed=1),
                           PixelScore(counting.env, target), beam=8, k=3)
     assert outcome.expansions == expansions.spent <= budget
@@ -83,7 +84,7 @@ def test_the_budget_is_never_exceeded_nothing_counts_twice_and_everything_is_che
 
 def test_the_same_seed_gives_the_same_search_and_others_differ():
     env, [(truth, start)] = problems("csg2d", 1, seed=9)
-    target = model_images(env, [truth], 32)
+    target = program_images(env, [truth], 32)
 
     def run(seed):
         expansions = Expansions(env, truth, budget=200)
@@ -103,8 +104,9 @@ def test_a_bad_budget_is_refused():
 # ------------------------------------------------------------- tdlib evaluate
 import csv  # noqa: E402
 
-from tdlib.experiment import SearchConfig, evaluate_testset, main as evaluate_main  # noqa: E402
+from tdlib.evaluation import evaluate_testset, main as evaluate_main  # noqa: E402
 from tdlib.layout import project_root  # noqa: E402
+from tdlib.methods import Models, SearchConfig, observation, run_search  # noqa: E402
 from tdlib.presets import shipped_folder  # noqa: E402
 
 HARD = project_root() / "results" / "testsets" / "csg2d_hard.jsonl"
@@ -188,7 +190,7 @@ def test_the_trajectory_walks_from_the_start_to_the_solution_one_edit_at_a_time(
         expansions = Expansions(env, truth, budget=1000)
         oracle = OracleEdits(env, truth, seed=i)
         outcome = beam_search(expansions, [start], oracle,
-                              PixelScore(env, model_images(env, [truth], 32)), beam=4)
+                              PixelScore(env, program_images(env, [truth], 32)), beam=4)
         path = expansions.trajectory()
         assert path[0] == str(start) and path[-1] == outcome.best_program
         assert len(path) == outcome.expansions  # the oracle never branches
@@ -207,9 +209,8 @@ def test_a_target_image_is_judged_like_its_program():
 def test_a_run_of_another_policy_records_it_and_a_resume_must_use_the_same(tmp_path):
     """Figure 5's arms are runs of other checkpoints: the settings name the checkpoint (relative
     to the project), load_runs reads it back, and a resume with another policy is refused."""
-    from tdlib import results
     from tdlib.env import make_env
-    from tdlib.experiment import Models
+    from tdlib.paper.runs import load_runs
     config = SearchConfig("td-rollout", budget=6, chains=2)
     out = tmp_path / "arm.csv"
     shipped = shipped_folder("csg2d_policy")
@@ -217,7 +218,7 @@ def test_a_run_of_another_policy_records_it_and_a_resume_must_use_the_same(tmp_p
                      limit=1, progress=False)
     settings = json.loads(out.with_suffix(".csv.json").read_text())
     assert settings["checkpoints"] == {"policy": "results/checkpoints/csg2d_policy"}
-    assert set(results.load_runs(tmp_path)["policy"]) == {"csg2d_policy"}
+    assert set(load_runs(tmp_path)["policy"]) == {"csg2d_policy"}
     other = Models(make_env("csg2d"), {"policy": shipped_folder("tinysvg_policy")})
     with pytest.raises(ValueError, match="other settings"):
         evaluate_testset(HARD, config, out, other, limit=2, resume=True, progress=False)
@@ -229,7 +230,6 @@ def test_a_resume_after_the_model_was_retrained_is_refused(tmp_path):
     written before steps or hashes were recorded still resumes."""
     import shutil
     from tdlib.env import make_env
-    from tdlib.experiment import Models
     policy = tmp_path / "policy"
     shutil.copytree(shipped_folder("csg2d_policy"), policy)
     config = SearchConfig("td-rollout", budget=6, chains=2)
@@ -272,7 +272,6 @@ def test_a_run_read_at_a_smaller_budget_is_the_run_at_that_budget(method, score)
     """Figures 4 and 5 read a run to 1,000 expansions at 10 and 100: right only if a method's
     first b programs do not depend on the budget it was given."""
     from tdlib.env import make_env
-    from tdlib.experiment import Models, observation, run_search
     from tdlib.testsets import load
     env = make_env("csg2d")
     models = Models(env, {})

@@ -41,7 +41,7 @@ def test_the_registered_command_makes_the_shipped_network(name):
     the same examples (fields added since take their defaults)."""
     from dataclasses import asdict
     from tdlib.examples import ExampleConfig
-    from tdlib.model import ModelConfig
+    from tdlib.model_config import ModelConfig
     from tdlib.presets import shipped_command
     from tdlib.train import build_parser, configs_from_args
     model, train, examples = configs_from_args(build_parser().parse_args(shipped_command(name)))
@@ -79,7 +79,7 @@ def test_every_committed_evaluation_read_the_checkpoints_that_ship():
     (README): the network versions each run in results/eval/ records are those of the checkpoints
     in results/checkpoints/ (the shipped one of its language, or the arm its settings name)."""
     from tdlib import testsets
-    from tdlib.experiment import default_model_folder
+    from tdlib.methods import default_model_folder
     from tdlib.layout import project_root
     root = project_root()
     runs = sorted((root / "results" / "eval").glob("*.csv.json"))

@@ -7,7 +7,7 @@ from PIL import Image
 import tdlib
 from tdlib.cli import main
 from tdlib.plotting import save_png
-from tdlib.solver import ImageError, image_to_observation, load_image
+from tdlib.image_input import ImageError, image_to_observation, load_image
 
 RING = "(- (Circle 6 8 8) (Circle 3 8 8))"
 
@@ -182,14 +182,14 @@ def test_no_answer_has_a_dead_part_and_none_is_worse_than_the_search(tmp_path):
 
 
 def test_ctrl_c_returns_the_best_program_so_far(tmp_path, monkeypatch, capsys):
-    import tdlib.experiment
+    import tdlib.solver
 
     def interrupted_search(env, expansions, *args, **kwargs):
         for seed in range(5):
             expansions.check(env.sample(seed, 1, 3))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tdlib.experiment, "run_search", interrupted_search)
+    monkeypatch.setattr(tdlib.solver, "run_search", interrupted_search)
     result = tdlib.solve("csg2d", program=RING, budget=100)
     assert result.stopped == "interrupted" and result.expansions == 5
     assert result.searched in {str(tdlib.make_env("csg2d").sample(s, 1, 3)) for s in range(5)}

@@ -5,7 +5,6 @@ import os
 import random
 import subprocess
 import sys
-import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -17,13 +16,15 @@ import tdlib
 from tdlib import checkpoint
 from tdlib.decode import Decoder
 from tdlib.env import Env
-from tdlib.evaluate import image_reliance, mutation_problems, one_step_solve_rate
+from tdlib.metrics import image_reliance, mutation_problems, one_step_solve_rate
 from tdlib.grammar import Grammar
-from tdlib.model import ModelConfig, build_model
+from tdlib.model import build_model
+from tdlib.model_config import ModelConfig
 from tdlib.mutation import Edit
 from tdlib.presets import preset
 from tdlib.tasks import make_task
-from tdlib.train import Trainer, main as train_main
+from tdlib.train import main as train_main
+from tdlib.trainer import Trainer
 
 
 def smoke_trainer(tmp_path, kind="policy", env="csg2d", resume=False, **train_changes):
@@ -551,37 +552,6 @@ def test_the_value_loss_adds_the_rank_term_when_weighted(bins):
     assert loss.item() == pytest.approx(base.item() + 0.5 * metrics["rank"], rel=1e-5)
     with pytest.raises(ValueError, match="value_rank_weight"):
         replace(plain, value_rank_weight=-1.0)
-
-
-@given(st.lists(st.tuples(st.integers(1, 6), st.booleans()), min_size=3, max_size=12))
-@settings(max_examples=60, deadline=None)
-def test_the_identical_pairs_ceiling_is_the_best_constant_for_the_pairs_no_image_tells_apart(pairs):
-    """Brute force over a grid of constants (distances are integers: a step of 1/4 lands on
-    every value and in every gap) against the candidate search."""
-    from tdlib.evaluate import identical_pairs_ceiling, spearman
-    distances = np.array([d for d, _ in pairs], float)
-    identical = np.array([i for _, i in pairs], bool)
-    if len(set(distances)) < 2:
-        return  # a constant has no rank correlation
-    with warnings.catch_warnings():
-        # every pair identical: every constant's correlation is NaN, and so is the ceiling
-        warnings.simplefilter("ignore", RuntimeWarning)
-        brute = np.nanmax([spearman(np.where(identical, c, distances), distances)
-                           for c in np.arange(0, 7.25, 0.25)])
-    got = identical_pairs_ceiling(distances, identical)
-    assert got == pytest.approx(brute, nan_ok=True)
-    if not identical.any():
-        assert got == pytest.approx(1.0)
-
-
-def test_some_csg2d_value_pairs_differ_by_edits_that_change_no_pixel():
-    """CSG2D has edits no image shows (a shape under another, a subtraction of nothing): such
-    pairs exist among the held-out value pairs, and they cap what an image-only network reaches."""
-    from tdlib.evaluate import invisible_pairs
-    stats = invisible_pairs(tdlib.make_env("csg2d"), 128, 32)
-    assert stats["pairs"] == 128 and 0 < stats["identical_share"] < 1
-    assert stats["identical_mean_distance"] >= 1  # a pair is never at distance 0
-    assert stats["ceiling_spearman"] < 1
 
 
 def test_a_fresh_run_starts_its_logs_anew_and_a_resume_drops_torn_log_rows(tmp_path):

@@ -1,6 +1,6 @@
 """Train CSG2D policies on a lent GPU machine for a fixed wall-clock budget, then measure them.
 
-Issue 12's device check, prepared to run once inside a 10-minute call:
+A device check, prepared to run once inside a 10-minute call:
 
     python tools/gpu_run.py --minutes 6 --out "$OUT"            # on the GPU machine
     python tools/gpu_run.py --minutes 0.4 --out /tmp/g --smoke   # here, a rehearsal on the CPU
@@ -37,7 +37,13 @@ import threading
 import time
 from pathlib import Path
 
+import torch
+
+from tdlib.checkpoint import example_config, load_model
+from tdlib.metrics import checkpoint_metrics, image_reliance
 from tdlib.presets import POLICY_STRUCTURE
+from tdlib.tasks import make_task
+from tdlib.trainer import pick_device
 
 ROOT = Path(__file__).resolve().parents[1]
 START_POLICY = ROOT / "results" / "checkpoints" / "csg2d_policy_158k"
@@ -115,9 +121,6 @@ def train_run(name: str, spec: dict, work: Path, out: Path, minutes: float, dead
 
 def measure(folder: Path, n: int, device: str) -> dict:
     """One-edit solve rates (1-3 mutations) and the image-reliance gap, as the CPU tables."""
-    from tdlib.checkpoint import example_config, load_model
-    from tdlib.evaluate import checkpoint_metrics, image_reliance
-    from tdlib.tasks import make_task
     t0 = time.time()
     result = {row["metric"]: row["value"] for row in checkpoint_metrics(folder, n, 0, device)}
     model, record = load_model(folder, device)
@@ -176,9 +179,6 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", nargs="*", default=["paper", "cpu_refined"])
     parser.add_argument("--smoke", action="store_true", help="a CPU rehearsal: tiny batches, n 16")
     args = parser.parse_args(argv)
-    import torch
-
-    from tdlib.train import pick_device
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)

@@ -5,16 +5,16 @@
     python tools/policy_ab.py runs/wide --name "d 96" --steps 400000 --minutes 60 --resume \
         d_model=96
 
-The cpu preset's policy is the recipe this tool chose (issue 12: nf_micro, d 64, 16 image tokens,
-prefix-LM attention, content pointer, grammar-masked loss); the runs recorded before it became
-the preset name their overrides against the preset of their time.
+The cpu preset's policy is the recipe this tool chose (nf_micro, d 64, 16 image tokens, prefix-LM
+attention, content pointer, grammar-masked loss).  The overrides a row of the tables records are
+against the cpu preset the run was made with, which its checkpoint's model.json holds whole.
 
 Each ``key=value`` overrides a field of the cpu preset's ModelConfig (Python literals);
 ``examples.key=value`` one of its ExampleConfig, ``train.key=value`` one of its TrainConfig.
 ``--steps`` sets the length of the learning-rate schedule: runs compared at equal minutes share
 it, so that the comparison is of what each learns in the same time on the same schedule.  The
 run evaluates every ``--eval-every`` steps and when its time is up (one greedy edit on 256
-held-out 1- and 2-mutation problems), then measures :func:`tdlib.evaluate.image_reliance` on
+held-out 1- and 2-mutation problems), then measures :func:`tdlib.metrics.image_reliance` on
 512 held-out examples and appends a row to ``results/tables/recipe_runs.csv`` (recipe,
 minutes, examples seen, held-out loss, one-edit solve rates, image-reliance gap), and its
 evaluations along the way to ``results/tables/recipe_curves.csv`` (the learning curves).
@@ -32,10 +32,13 @@ import csv
 from dataclasses import replace
 from pathlib import Path
 
-from tdlib.evaluate import image_reliance
+import pandas as pd
+
+from tdlib.checkpoint import read_record, trained_before
+from tdlib.metrics import image_reliance, pixel_spearman, value_spearman
 from tdlib.presets import apply_overrides, preset
 from tdlib.tasks import make_task
-from tdlib.train import Trainer
+from tdlib.trainer import Trainer
 
 TABLES = Path(__file__).resolve().parents[1] / "results" / "tables"
 RUNS_TABLE = TABLES / "recipe_runs.csv"
@@ -65,8 +68,6 @@ def record_curve(recipe: str, eval_log: Path, table: Path = CURVES_TABLE) -> Non
     """Replace the recipe's rows of the learning-curve table by its run's evaluations, counted
     from scratch: a run started from another policy's weights adds that policy's steps,
     examples and minutes (``checkpoint.trained_before``)."""
-    import pandas as pd
-    from tdlib.checkpoint import read_record, trained_before
     curve = pd.read_csv(eval_log)
     before = trained_before(read_record(Path(eval_log).parent))
     curve["step"] += before["step"]
@@ -80,7 +81,6 @@ def record_curve(recipe: str, eval_log: Path, table: Path = CURVES_TABLE) -> Non
 
 
 def record_value_run(name, folder, trainer, task, overrides, pairs: int = 1024) -> None:
-    from tdlib.evaluate import pixel_spearman, value_spearman
     trainer.model.eval()
     size, config = task.model_config.image_size, task.example_config
     row = {"recipe": name, "env": task.env_name, "folder": folder,
@@ -126,7 +126,6 @@ def main():
         return
     reliance = image_reliance(task, trainer.model, 512).set_index("images")
     print(reliance.round(3).to_string())
-    import pandas as pd
     last = pd.read_csv(trainer.out / "eval_log.csv").iloc[-1]
     record_curve(args.name, trainer.out / "eval_log.csv")
     record_run({"recipe": args.name, "folder": args.out, "minutes": round(trainer.seconds / 60, 1),

@@ -1,8 +1,9 @@
 """Run the committed evaluations (``results/eval/``) in parallel single-threaded workers.
 
-Each job is one ``tdlib evaluate`` call (one method, one scoring, one seed, one test set); its
-CSV goes to ``results/eval/<testset>_<method>[-<score>]_b<budget>_s<seed>.csv`` and every job
-resumes, so the same command continues after an interruption, in this session or the next.
+Each job is one ``tdlib evaluate`` call (one run of a plan of :mod:`tdlib.paper.plans`: one
+method, one scoring, one seed, one test set); its CSV goes to
+``results/eval/<testset>_<method>[-<score>]_b<budget>_s<seed>.csv`` and every job resumes, so
+the same command continues after an interruption, in this session or the next.
 Single-threaded workers, one per core, beat one process with two torch threads on these small
 networks (the search loop is Python-bound between small forward passes).
 
@@ -24,34 +25,19 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tdlib.results import PLANS, SCORED_METHODS, arm_of, output_name, policy_folder
+from tdlib.paper.plans import PLANS
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT / "results" / "eval"
 
 
-def label(job) -> str:
-    """``td-search-value``, ``ar``, ``full:td-rollout``: a run of a plan, as ``--queue`` names
-    it (with the arm first for a run of another policy than the shipped one)."""
-    _, method, score, *policy = job
-    name = f"{method}-{score}" if method in SCORED_METHODS else method
-    return f"{arm_of(policy[0])}:{name}" if policy else name
+def command(plan_run, budget, seed, limit=None, folder=EVAL) -> list[str]:
+    """The worker process of one run of a plan: ``tdlib evaluate`` with the run's arguments."""
+    return [sys.executable, "-m", "tdlib.evaluation",
+            *plan_run.evaluate_args(budget, seed, folder, limit)]
 
 
-def command(job, budget, seed, limit=None, folder=EVAL) -> list[str]:
-    testset, method, score, *policy = job
-    policy = policy[0] if policy else ""
-    cmd = [sys.executable, "-m", "tdlib.experiment", "--method", method,
-           "--testset", str(ROOT / "results" / "testsets" / f"{testset}.jsonl"),
-           "--budget", str(budget), "--seed", str(seed), "--score", score,
-           "-o", str(output_name(folder, testset, method, score, budget, seed, policy)),
-           "--resume", "--no-progress"]
-    if policy:
-        cmd += ["--policy", str(policy_folder(policy))]
-    return cmd + (["--limit", str(limit)] if limit is not None else [])
-
-
-def run(cmd: list[str]) -> int:
+def run_job(cmd: list[str]) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     out = Path(cmd[cmd.index("-o") + 1])
     print("start", out.name, flush=True)
@@ -85,19 +71,19 @@ def main(argv=None) -> int:
             seed_list = [int(x) for x in seeds.split(",")]
         except ValueError:
             parser.error(f"{entry!r}: seeds are comma-separated integers (csg2d/0,1,2)")
-        known = {label(job) for job in PLANS[plan]}
+        known = {plan_run.label for plan_run in PLANS[plan]}
         wanted = set(labels[0].split(",")) if labels else known
         if wanted - known:
             parser.error(f"{entry!r}: no run {', '.join(sorted(wanted - known))} in plan {plan}; "
                          f"its runs: {', '.join(sorted(known))}")
-        jobs += [command(job, args.budget, seed, args.limit, args.output_dir)
-                 for seed in seed_list for job in PLANS[plan] if label(job) in wanted]
+        jobs += [command(plan_run, args.budget, seed, args.limit, args.output_dir)
+                 for seed in seed_list for plan_run in PLANS[plan] if plan_run.label in wanted]
     if args.dry_run:
         print("\n".join(" ".join(c) for c in jobs))
         return 0
     args.output_dir.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(args.workers) as pool:
-        failed = sum(rc != 0 for rc in pool.map(run, jobs))
+        failed = sum(rc != 0 for rc in pool.map(run_job, jobs))
     return 1 if failed else 0
 
 

@@ -18,7 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from tdlib.env import make_env
 from tdlib.layout import results_dir
+from tdlib.pictures import meets_bar, solve_suite
+from tdlib.solver import solve
 
 
 def write_rows(rows: list[dict], path: Path) -> None:
@@ -30,8 +33,6 @@ def write_rows(rows: list[dict], path: Path) -> None:
 
 
 def solve_testset(limit: int, seed: int) -> list[dict]:
-    from tdlib.env import make_env
-    from tdlib.solver import solve
     env = make_env("csg2d")
     lines = (results_dir() / "testsets" / "csg2d.jsonl").read_text().splitlines()[1:1 + limit]
     rows = []
@@ -65,7 +66,6 @@ def main(argv=None) -> int:
     if args.testset:
         write_rows(solve_testset(args.limit, args.seed), tables / "solve_in_distribution.csv")
         return 0
-    from tdlib.pictures import meets_bar, solve_suite
     rows = solve_suite(results_dir() / "pictures", args.seed, progress=False)
     for row in rows:
         print(f"{row['picture']:16s} error {row['error']:.4f} (reference "

@@ -1,19 +1,34 @@
-"""Solve-rate curves and the Figure 4 table, against brute force over synthetic runs."""
+"""The study's evaluation tables (tdlib.paper): solve-rate curves, the Figure 4 and 5 tables and the
+training-curve fits, against brute force over synthetic runs."""
 
 import csv
 import json
+import runpy
+import shutil
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from tdlib import results
-from tdlib.experiment import FIELDS
+from tdlib.checkpoint import load_model
+from tdlib.decode import Decoder
+from tdlib.env import make_env
+from tdlib.evaluation import FIELDS
+from tdlib.metrics import mutation_problems, one_step_solve_rate
+from tdlib.paper.arms import RAINBOW_ARMS, arm_one_step
+from tdlib.paper.curve_fits import doubling_fit, examples_to_reach
+from tdlib.paper.plans import PLANS, output_name
+from tdlib.paper.plots import plot_arms, plot_solved
+from tdlib.paper.runs import best_programs, load_runs, select_runs
+from tdlib.paper.solve_rates import ablation_table, difference_se, solved_table, solved_within
+from tdlib.presets import shipped_folder
+from tdlib.tokens import Tokenizer
 
 
 def write_run(folder, testset, method, score, seed, budget, expansions, policy=""):
     """A run file as ``tdlib evaluate`` writes it; ``expansions[i]`` None: problem i unsolved."""
-    path = results.output_name(folder, testset, method, score, budget, seed, policy)
+    path = output_name(folder, testset, method, score, budget, seed, policy)
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS)
         writer.writeheader()
@@ -41,10 +56,10 @@ def test_solved_within_matches_brute_force(tmp_path, rng):
             e = random_expansions(rng, 20, 500)
             write_run(tmp_path, "csg2d", method, score, seed, 500, e)
             runs_in[(method, seed)] = e
-    runs = results.load_runs(tmp_path)
+    runs = load_runs(tmp_path)
     assert set(runs["score"]) == {"value", ""}, "only scored methods keep their score"
     budgets = [1, 7, 100, 500, 1000]
-    curves = results.solved_within(runs, budgets)
+    curves = solved_within(runs, budgets)
     for (method, seed), e in runs_in.items():
         for b in budgets:
             got = curves[(curves["method"] == method) & (curves["seed"] == seed)
@@ -62,7 +77,7 @@ def test_solved_table_mean_and_std_over_seeds(tmp_path, rng):
         write_run(tmp_path, "tinysvg", "td-rollout", "value", seed, 100, e)
         per_seed.append(sum(x is not None and x <= 10 for x in e) / 16)
     write_run(tmp_path, "tinysvg", "ar", "value", 0, 1000, [5, None, 900, None])
-    table = results.solved_table(results.load_runs(tmp_path), budgets=(10, 100, 1000, 5000))
+    table = solved_table(load_runs(tmp_path), budgets=(10, 100, 1000, 5000))
     row = table[(table["method"] == "td-rollout") & (table["budget"] == 10)].iloc[0]
     assert row["seeds"] == 4 and row["problems"] == 16 and row["env"] == "tinysvg"
     assert row["solved_mean"] == pytest.approx(np.mean(per_seed))
@@ -81,15 +96,15 @@ def test_select_runs_keeps_complete_runs_of_the_largest_budget_and_says_why(tmp_
     (tmp_path / "csg2d_repl_b1000_s1.csv").write_text("")  # just started: no rows yet
     (tmp_path / "csg2d_repl_b1000_s1.csv.json").write_text(
         (tmp_path / "csg2d_repl_b1000_s0.csv.json").read_text())
-    runs = results.load_runs(tmp_path)
-    chosen, left_out = results.select_runs(runs)
+    runs = load_runs(tmp_path)
+    chosen, left_out = select_runs(runs)
     assert sorted(chosen["file"].unique()) == ["csg2d_ar_b1000_s0.csv", "csg2d_repl_b1000_s0.csv"]
     assert left_out == ["csg2d_ar_b1000_s1.csv: partial, 2 of 4 problems",
                         "csg2d_ar_b100_s0.csv: a run of the same settings at a larger budget "
                         "is used"]
     with pytest.raises(ValueError, match="several runs of one seed"):
-        results.solved_table(runs)
-    table = results.solved_table(chosen, (100, 1000))
+        solved_table(runs)
+    table = solved_table(chosen, (100, 1000))
     assert table.set_index(["method", "budget"])["solved_mean"].to_dict() == {
         ("ar", 100): 0.5, ("ar", 1000): 0.75, ("repl", 100): 0.0, ("repl", 1000): 0.0}
 
@@ -100,47 +115,45 @@ def test_runs_with_other_settings_are_kept_apart(tmp_path):
     other.write_text(path.read_text())
     settings = json.loads(path.with_suffix(".csv.json").read_text())
     other.with_suffix(".csv.json").write_text(json.dumps({**settings, "beam": 16}))
-    runs = results.load_runs(tmp_path)
+    runs = load_runs(tmp_path)
     assert sorted(runs["variant"].unique()) == ["", "beam=16"]
-    chosen, left_out = results.select_runs(runs)
+    chosen, left_out = select_runs(runs)
     assert chosen["file"].nunique() == 2 and not left_out
-    assert len(results.solved_table(chosen, (10,))) == 2
+    assert len(solved_table(chosen, (10,))) == 2
 
 
 def test_load_runs_ignores_files_without_settings(tmp_path):
     write_run(tmp_path, "csg2d", "repl", "value", 0, 10, [3])
     (tmp_path / "notes.csv").write_text("a,b\n1,2\n")
-    runs = results.load_runs(tmp_path)
+    runs = load_runs(tmp_path)
     assert list(runs["file"].unique()) == ["csg2d_repl_b10_s0.csv"]
-    assert results.load_runs(tmp_path / "empty").empty
+    assert load_runs(tmp_path / "empty").empty
 
 
 def test_plot_draws_one_curve_per_method_and_best_programs_pick_the_seed(tmp_path):
     write_run(tmp_path, "csg2d", "td-search", "value", 0, 50, [4, None])
     write_run(tmp_path, "csg2d", "td-search", "value", 1, 50, [None, 9])
     write_run(tmp_path, "csg2d", "random-search", "pixel", 0, 50, [None, None])
-    runs = results.load_runs(tmp_path)
+    runs = load_runs(tmp_path)
     fig, ax = plt.subplots()
-    results.plot_solved(ax, runs, "csg2d")
+    plot_solved(ax, runs, "csg2d")
     assert len(ax.get_lines()) == 2
     mean = ax.get_lines()[1].get_ydata()  # td-search (value) sorts after random-search
     assert mean[0] == 0 and mean[-1] == pytest.approx(0.5)
     plt.close(fig)
-    best = results.best_programs(runs, "csg2d", [1], seed=1)
+    best = best_programs(runs, "csg2d", [1], seed=1)
     assert best.to_dict("records") == [{"index": 1, "method": "TD search (value)",
                                         "program": "program td-search 1", "solved": True,
                                         "best_error": pytest.approx(0.1)}]
 
 
 def test_plans_name_distinct_files():
-    names = {results.output_name("x", *job[:3], 1000, seed, *job[3:])
-             for jobs in results.PLANS.values() for job in jobs for seed in range(3)}
-    assert len(names) == 3 * sum(len(jobs) for jobs in results.PLANS.values())
+    names = {run.output("x", 1000, seed)
+             for runs in PLANS.values() for run in runs for seed in range(3)}
+    assert len(names) == 3 * sum(len(runs) for runs in PLANS.values())
 
 
 def test_the_evaluation_queue_names_its_runs_and_refuses_unknown_ones(tmp_path, capsys):
-    import runpy
-    from pathlib import Path
     tool = Path(__file__).resolve().parents[1] / "tools" / "run_evaluations.py"
     main = runpy.run_path(str(tool))["main"]
     assert main(["--queue", "csg2d_hard/0,2/ar,td-search-value", "tinysvg/1", "--dry-run",
@@ -164,23 +177,23 @@ def test_ablation_arms_are_kept_apart_and_tabled_against_brute_force(tmp_path, r
         for seed in range(3):
             e = random_expansions(rng, 12, 200)
             write_run(tmp_path, "rainbow", "td-rollout", "pixel", seed, 200, e,
-                      results.RAINBOW_ARMS[arm][0])
+                      RAINBOW_ARMS[arm][0])
             truth[(arm, seed)] = e
     write_run(tmp_path, "csg2d", "td-rollout", "value", 0, 200, [1] * 12)  # the shipped policy
-    runs, left_out = results.select_runs(results.load_runs(tmp_path))
+    runs, left_out = select_runs(load_runs(tmp_path))
     assert not left_out and runs["file"].nunique() == 10, "one run per arm and seed is kept"
-    table = results.ablation_table(runs, budgets=(10, 200))
+    table = ablation_table(runs, budgets=(10, 200))
     assert set(table["arm"]) == {"full", "no_current_image", "rho0.5"}
     for arm in ("full", "no_current_image", "rho0.5"):
         for b in (10, 200):
             rates = [sum(x is not None and x <= b for x in truth[(arm, s)]) / 12 for s in range(3)]
             row = table[(table["arm"] == arm) & (table["budget"] == b)].iloc[0]
-            assert row["rho"] == results.RAINBOW_ARMS[arm][1] and row["seeds"] == 3
+            assert row["rho"] == RAINBOW_ARMS[arm][1] and row["seeds"] == 3
             assert row["solved_mean"] == pytest.approx(np.mean(rates))
             assert row["solved_std"] == pytest.approx(np.std(rates, ddof=1))
-    assert set(results.solved_table(runs)["testset"]) == {"csg2d"}, "Figure 4 leaves arms out"
+    assert set(solved_table(runs)["testset"]) == {"csg2d"}, "Figure 4 leaves arms out"
     fig, ax = plt.subplots()
-    results.plot_arms(ax, runs, "td-rollout", ["full", "no_reverse_path", "no_current_image"])
+    plot_arms(ax, runs, "td-rollout", ["full", "no_reverse_path", "no_current_image"])
     assert len(ax.get_lines()) == 2, "an arm that was not run draws no curve"
     plt.close(fig)
 
@@ -190,24 +203,17 @@ def test_difference_se_matches_simulated_binomial_differences():
     a = {"solved_mean": 0.3, "problems": 256, "seeds": 3}
     b = {"solved_mean": 0.1, "problems": 128, "seeds": 2}
     draws = (rng.binomial(768, 0.3, 20000) / 768) - (rng.binomial(256, 0.1, 20000) / 256)
-    assert results.difference_se(a, b) == pytest.approx(draws.std(), rel=0.03)
-    assert results.difference_se({**a, "solved_mean": 0.0}, {**b, "solved_mean": 1.0}) == 0.0
+    assert difference_se(a, b) == pytest.approx(draws.std(), rel=0.03)
+    assert difference_se({**a, "solved_mean": 0.0}, {**b, "solved_mean": 1.0}) == 0.0
 
 
 def test_arm_one_step_puts_every_arm_to_the_same_problems(tmp_path):
     """Two arms with the same weights solve the same share; an arm without a checkpoint is left
     out; each rate is one greedy edit's on the held-out mutation problems."""
-    import shutil
-    from tdlib.checkpoint import load_model
-    from tdlib.decode import Decoder
-    from tdlib.env import make_env
-    from tdlib.evaluate import mutation_problems, one_step_solve_rate
-    from tdlib.presets import shipped_folder
-    from tdlib.tokens import Tokenizer
     source = shipped_folder("rainbow_policy_full")
     for arm in ("full", "rho0.5"):
-        shutil.copytree(source, tmp_path / results.RAINBOW_ARMS[arm][0])
-    table = results.arm_one_step(n=12, mutations=(1, 2), checkpoints=tmp_path)
+        shutil.copytree(source, tmp_path / RAINBOW_ARMS[arm][0])
+    table = arm_one_step(n=12, mutations=(1, 2), checkpoints=tmp_path)
     assert list(table["arm"]) == ["full", "full", "rho0.5", "rho0.5"]
     assert list(table["rho"]) == [0.2, 0.2, 0.5, 0.5]
     by_arm = table.pivot(index="mutations", columns="arm", values="solved")
@@ -224,12 +230,12 @@ def test_arm_one_step_puts_every_arm_to_the_same_problems(tmp_path):
 def test_doubling_fit_recovers_a_log_linear_curve_and_reads_off_a_bar():
     examples = np.array([1.25e5, 5e5, 1e6, 3e6, 6.7e6])
     rates = 0.12 + 0.04 * np.log2(examples / 1e6)
-    per_doubling, at_1m = results.doubling_fit(examples, rates)
+    per_doubling, at_1m = doubling_fit(examples, rates)
     assert per_doubling == pytest.approx(0.04) and at_1m == pytest.approx(0.12)
-    needed = results.examples_to_reach(0.5, per_doubling, at_1m)
+    needed = examples_to_reach(0.5, per_doubling, at_1m)
     # 0.38 above the 1 M rate at 0.04 a doubling: 9.5 doublings
     assert needed == pytest.approx(1e6 * 2 ** 9.5)
-    assert results.examples_to_reach(0.5, 0.0, 0.3) == float("inf")
+    assert examples_to_reach(0.5, 0.0, 0.3) == float("inf")
 
 
 def test_doubling_fit_matches_an_independent_least_squares_solve(rng):
@@ -238,11 +244,11 @@ def test_doubling_fit_matches_an_independent_least_squares_solve(rng):
     x = np.log2(examples / 1e6)
     design = np.stack([x, np.ones_like(x)], axis=1)
     expected, *_ = np.linalg.lstsq(design, rates, rcond=None)
-    assert results.doubling_fit(examples, rates) == pytest.approx(tuple(expected))
+    assert doubling_fit(examples, rates) == pytest.approx(tuple(expected))
 
 
 def test_doubling_fit_refuses_what_no_line_fits():
     with pytest.raises(ValueError, match="two or more distinct"):
-        results.doubling_fit([1e6, 1e6], [0.1, 0.2])
+        doubling_fit([1e6, 1e6], [0.1, 0.2])
     with pytest.raises(ValueError, match="one length"):
-        results.doubling_fit([1e6, 2e6, 4e6], [0.1, 0.2])
+        doubling_fit([1e6, 2e6, 4e6], [0.1, 0.2])

@@ -5,7 +5,7 @@ expansion, recurse into the children; where they differ and both are small (<= s
 primitives), replace A's node by B's; where either is large, replace A's node by a fresh small
 expression that is as close to B's node as its size allows.  Repeating it gives the full path.
 
-Two points the paper leaves open, decided here (REFERENCE.md §2):
+Two points the paper leaves open, decided here (DECISIONS.md §2):
 
 * The fresh small expression takes B's alternative whenever that alternative fits in
   sigma_small primitives (a binop stays a binop), and the "tightening" diffs against B are

@@ -1,13 +1,14 @@
-"""The paper's main experiment: every method on the same test problems at the same budget.
+"""``tdlib evaluate``: one search method over a whole test set, one CSV row per problem.
 
-``tdlib evaluate --env csg2d --method td-search --testset results/testsets/csg2d_hard.jsonl
---budget 5000 --seed 0 -o results/eval/td_search_hard_s0.csv`` writes one row per problem:
-index, solved, expansions to solve (empty if unsolved), expansions spent, lowest pixel error
-reached, best program, seconds.  Rows are appended as problems finish, so Ctrl-C keeps them, and
-``--resume`` skips the problems a file already holds (``<file>.json`` records the settings that
-made its rows, with the training step of each network read; a resume with other settings, or after
-a model was retrained, is refused).  The models default to the shipped
-checkpoints of the language (``results/checkpoints/<env>_policy`` etc.).
+``tdlib evaluate --method td-search --testset results/testsets/csg2d_hard.jsonl --budget 5000
+--seed 0 -o results/eval/td_search_hard_s0.csv`` writes one row per problem: index, solved,
+expansions to solve (empty if unsolved), expansions spent, lowest pixel error reached, best
+program, seconds.  Rows are appended as problems finish, so Ctrl-C keeps them, and ``--resume``
+skips the problems a file already holds (``<file>.json`` records the settings that made its rows,
+with the training step and weights' hash of each network read; a resume with other settings, or
+after a model was retrained, is refused).  The models default to the shipped checkpoints of the
+language (``results/checkpoints/<env>_policy`` etc.).  The methods themselves live in
+:mod:`tdlib.methods`.
 """
 
 from __future__ import annotations
@@ -17,183 +18,20 @@ import csv
 import fcntl
 import hashlib
 import json
-import random
 import sys
-import time
-import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-import torch
+from tqdm import tqdm
 
-from tdlib import search
-from tdlib.cli import device, non_negative_int, positive_int
+from tdlib import testsets
+from tdlib.arguments import device, non_negative_int, positive_int
+from tdlib.env import make_env
+from tdlib.layout import project_root
+from tdlib.methods import (METHODS, SCORES, Models, SearchConfig, default_model_folder,
+                           models_used, solve_problem)
 
-METHODS = ("td-search", "td-rollout", "ar", "repl", "random-search")
-SCORES = ("value", "logprob", "pixel")
 FIELDS = ("index", "solved", "expansions", "spent", "best_error", "best_program", "seconds")
-
-
-@dataclass
-class SearchConfig:
-    """One method's settings (defaults: the paper's, REFERENCE.md §3)."""
-
-    method: str = "td-search"
-    budget: int = 5000
-    seed: int = 0
-    score: str = "value"
-    beam: int = 64
-    k: int = 3  # edits proposed per kept program
-    temperature: float = 1.0  # for proposed edits and sampled programs
-    starts: int = 1  # AR programs the search starts from (1: the greedy one, as the paper)
-    chains: int = 32  # td-rollout
-    max_steps: int = 100  # td-rollout
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; methods: {', '.join(METHODS)}")
-        if self.score not in SCORES:
-            raise ValueError(f"unknown score {self.score!r}; scores: {', '.join(SCORES)}")
-        if self.method == "random-search" and self.score == "logprob":
-            raise ValueError("random-search proposes no log-probabilities: score by value or pixel")
-        for name in ("budget", "beam", "k", "starts", "chains", "max_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if self.temperature <= 0 and self.method != "td-search":
-            raise ValueError(f"{self.method} samples: it needs a temperature above 0")
-        if self.temperature < 0:
-            raise ValueError(f"the temperature must be >= 0, not {self.temperature}")
-
-
-def default_model_folder(env_name: str, kind: str) -> Path:
-    """The shipped checkpoint of a language's model, a folder that may not exist (no sketch
-    value or REPL model ships: CSG2D-Sketch borrows CSG2D's)."""
-    from tdlib.layout import project_root
-    from tdlib.presets import SHIPPED_MODELS, shipped_folder
-    name = f"{env_name}_{kind}"
-    if name not in SHIPPED_MODELS and env_name == "csg2d-sketch":
-        name = f"csg2d_{kind}"
-    if name not in SHIPPED_MODELS:
-        return project_root() / "results" / "checkpoints" / name
-    return shipped_folder(name)
-
-
-class Models:
-    """The networks of one evaluation, loaded on first use (``folders``: kind -> checkpoint)."""
-
-    def __init__(self, env, folders: dict | None = None, device: str = "cpu"):
-        self.env, self.device = env, device
-        self.folders = {k: Path(v) for k, v in (folders or {}).items() if v}
-        self._loaded: dict = {}
-
-    def model(self, kind: str):
-        if kind not in self._loaded:
-            from tdlib.checkpoint import load_model
-            folder = self.folders.get(kind) or default_model_folder(self.env.name, kind)
-            self._loaded[kind] = load_model(folder, self.device, kind=kind,
-                                            env=self.env.name)[0]
-        return self._loaded[kind]
-
-    def decoder(self, kind: str):
-        key = ("decoder", kind)
-        if key not in self._loaded:
-            from tdlib.decode import Decoder
-            from tdlib.tokens import Tokenizer
-            model = self.model(kind)
-            self._loaded[key] = Decoder(model, Tokenizer(self.env.grammar,
-                                                         model.config.max_positions))
-        return self._loaded[key]
-
-
-def problem_seed(config: SearchConfig, index: int) -> int:
-    """The seed of one problem's search: distinct per (seed, method, problem)."""
-    return zlib.crc32(f"{config.seed}:{config.method}:{index}".encode())
-
-
-def observation(env, problem: dict, size: int) -> torch.Tensor:
-    """``1 x C x size x size``: what the models see of a test problem's target (a sketch for
-    CSG2D-Sketch, drawn from the problem's own seed)."""
-    return image_tensor(env.observe(env.parse(problem["program"]),
-                                    random.Random(problem["seed"]), size))
-
-
-def image_tensor(image: np.ndarray) -> torch.Tensor:
-    """An ``H x W x C`` observation as the models take it: ``1 x C x H x W``."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].contiguous()
-
-
-def solve(env, problem: dict, models: Models, config: SearchConfig) -> search.Outcome:
-    """Run one method on one test problem."""
-    began = time.perf_counter()
-    expansions = search.Expansions(env, env.parse(problem["program"]), config.budget)
-    outcome = run_search(env, expansions, lambda size: observation(env, problem, size), models,
-                         config, problem_seed(config, int(problem["index"])))
-    outcome.seconds = time.perf_counter() - began
-    return outcome
-
-
-def run_search(env, expansions: search.Expansions, observe, models: Models,
-               config: SearchConfig, seed: int) -> search.Outcome:
-    """Run ``config.method`` against ``expansions``' goal; ``observe(size)`` gives what the
-    models see of the target (``1 x C x size x size``)."""
-    torch.manual_seed(seed)
-    method = config.method
-    if method == "repl":
-        decoder = models.decoder("repl")
-        return search.repl_rollouts(expansions, decoder, observe(decoder.config.image_size),
-                                    temperature=config.temperature, seed=seed)
-    ar = models.decoder("ar")
-    target = observe(ar.config.image_size)
-    if method == "ar":
-        return search.rejection(expansions, ar, target, temperature=config.temperature,
-                                seed=seed)
-    starts = ar_starts(env, ar, target, config.starts, seed)
-    renders = search.Renders(env)  # the score's renders of kept programs serve the policy
-    if method == "random-search":
-        propose = search.RandomEdits(env, seed)
-    else:
-        policy = models.decoder("policy")
-        propose = search.PolicyEdits(policy, env, observe(policy.config.image_size),
-                                     config.temperature, seed, renders)
-    if method == "td-rollout":
-        return search.rollouts(expansions, starts, propose, config.chains, config.max_steps)
-    return search.beam_search(expansions, starts, propose,
-                              make_score(config.score, env, models, observe, renders),
-                              config.beam, config.k)
-
-
-def ar_starts(env, ar, target: torch.Tensor, n: int, seed: int) -> list:
-    """The greedy AR program, then (for ``n > 1``) distinct programs sampled at T = 1."""
-    from tdlib.tree import SyntaxTree
-    programs = [SyntaxTree(ar.programs(target)[0][0], env.grammar)]
-    if n > 1:
-        generator = torch.Generator().manual_seed(seed)
-        for node, _ in ar.programs(target, 1.0, generator, samples=n - 1):
-            programs.append(SyntaxTree(node, env.grammar))
-    return programs
-
-
-def make_score(name: str, env, models: Models, observe, renders=None):
-    if name == "logprob":
-        return search.LogprobScore()
-    kind = "value" if name == "value" else "ar"  # pixel: at the size the models read
-    target = observe(models.model(kind).config.image_size)
-    if name == "value":
-        return search.ValueScore(models.model("value"), env, target, renders)
-    return search.PixelScore(env, target)
-
-
-def models_used(config: SearchConfig) -> tuple[str, ...]:
-    """The kinds of network a method reads (its settings record which checkpoint made its rows)."""
-    if config.method == "repl":
-        return ("repl",)
-    kinds = ["ar"]
-    if config.method in ("td-search", "td-rollout"):
-        kinds.append("policy")
-    if config.method in ("td-search", "random-search") and config.score == "value":
-        kinds.append("value")
-    return tuple(kinds)
 
 
 def model_versions(env, models: Models, config: SearchConfig) -> dict:
@@ -216,7 +54,6 @@ def model_versions(env, models: Models, config: SearchConfig) -> dict:
 def checkpoint_name(folder: str | Path) -> str:
     """A checkpoint folder as a run's settings record it: relative to the project root when it
     lies inside it (so a clone elsewhere reads the same settings), else as given."""
-    from tdlib.layout import project_root
     folder = Path(folder).resolve()
     try:
         return str(folder.relative_to(project_root()))
@@ -270,9 +107,6 @@ def evaluate_testset(testset: str | Path, config: SearchConfig, out: str | Path,
     The file's settings (``<out>.json``: test set and its content hash, method and search
     settings, network versions) must match for ``resume``; a row cut short by an interrupted
     run is dropped and run again; a file another evaluation is writing is refused."""
-    from tqdm import tqdm
-    from tdlib import testsets
-    from tdlib.env import make_env
     header, problems = testsets.load(testset)
     env = make_env(header["spec"]["env"])
     models = models or Models(env)
@@ -303,7 +137,7 @@ def evaluate_testset(testset: str | Path, config: SearchConfig, out: str | Path,
         bar = tqdm(todo, disable=not progress, desc=f"{config.method} {env.name}",
                    dynamic_ncols=True)
         for problem in bar:
-            outcome = solve(env, problem, models, config)
+            outcome = solve_problem(env, problem, models, config)
             writer.writerow({"index": problem["index"], "solved": int(outcome.solved),
                              "expansions": outcome.expansions if outcome.solved else "",
                              "spent": outcome.expansions, "best_error": f"{outcome.best_error:.6f}",
@@ -334,7 +168,7 @@ def _check_settings(out: Path, testset, config: SearchConfig, models: Models, en
         if theirs is not None and not isinstance(theirs, dict):
             raise ValueError(f"{settings} holds {type(theirs).__name__}, not an evaluation's "
                              "settings; move it away to start anew")
-        for key in ("models", "testset_sha256"):  # files written before these were recorded
+        for key in ("models", "testset_sha256"):  # a settings file without them resumes
             if theirs is not None and key not in theirs:
                 theirs[key] = mine[key]
         if theirs is not None and isinstance(theirs.get("models"), dict):
@@ -395,8 +229,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from tdlib import testsets
-    from tdlib.env import make_env
     try:
         config = SearchConfig(args.method, args.budget, args.seed, args.score, args.beam, args.k,
                               args.temperature, args.starts, args.chains, args.max_steps)

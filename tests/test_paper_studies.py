@@ -1,8 +1,9 @@
-"""Held-out readouts of what the networks get wrong: where a policy's one greedy edit acts
-(evaluate.edit_place, edit_places) and how many of a value pair's edits left show in its images
-(evaluate.visible_edits)."""
+"""Held-out readouts of what the networks get wrong (tdlib.paper): where a policy's one greedy
+edit acts (edit_places) and how much of a value pair's distance its images show (value_studies)."""
 
 import random
+import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -10,8 +11,17 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import tdlib
-from tdlib.evaluate import EDIT_PLACES, edit_place, edit_places, mutation_problems
+from tdlib.checkpoint import load_model
+from tdlib.decode import Decoder
+from tdlib.examples import ExampleConfig, ExampleMaker
+from tdlib.metrics import mutation_problems, one_step_solve_rate, spearman
 from tdlib.mutation import Edit, Mutator
+from tdlib.paper.edit_places import EDIT_PLACES, checkpoint_edit_places, edit_place, edit_places
+from tdlib.paper.value_studies import (differing_shapes, identical_pairs_ceiling, invisible_pairs,
+                                       shape_difference, visible_edits)
+from tdlib.presets import shipped_folder
+from tdlib.seeds import held_out_rng
+from tdlib.tokens import Tokenizer
 
 ENV = tdlib.make_env("csg2d")
 
@@ -108,11 +118,6 @@ def test_edit_places_of_an_oracle_and_of_a_policy_that_edits_what_already_matche
 
 
 def test_a_checkpoints_edit_places_add_up_to_its_one_step_solve_rate():
-    from tdlib.checkpoint import load_model
-    from tdlib.decode import Decoder
-    from tdlib.evaluate import checkpoint_edit_places, one_step_solve_rate
-    from tdlib.presets import shipped_folder
-    from tdlib.tokens import Tokenizer
     folder = shipped_folder("rainbow_policy_full")
     table = checkpoint_edit_places(folder, n=12, mutations=(1, 2))
     assert len(table) == 2 * len(EDIT_PLACES) * 2
@@ -151,7 +156,6 @@ def _distinct_picture(program, size):
 
 
 def test_visible_edits_counts_the_edits_that_change_a_pixel():
-    from tdlib.evaluate import visible_edits
     every = visible_edits(_Redrawn(_distinct_picture), 48, 32)
     assert every["visible_edit_share"] == 1 and every["visible_count_spearman"] == pytest.approx(1)
     none = visible_edits(_Redrawn(lambda program, size: np.zeros((size, size, 1), np.float32)),
@@ -164,9 +168,6 @@ def test_visible_edits_counts_the_edits_that_change_a_pixel():
 
 def test_visible_edits_walks_the_value_networks_held_out_pairs():
     """The same pairs as value_pairs (hence invisible_pairs and value_spearman); path mode only."""
-    from dataclasses import replace
-    from tdlib.evaluate import invisible_pairs, visible_edits
-    from tdlib.examples import ExampleConfig
     env = tdlib.make_env("csg2d")
     walked, compared = visible_edits(env, 96, 32), invisible_pairs(env, 96, 32)
     assert walked["mean_distance"] == compared["mean_distance"]
@@ -178,7 +179,6 @@ def test_shape_difference_counts_shapes_a_layout_moves():
     """Worked by hand: in a row, changing a colour changes one shape; widening the first shape
     changes it and moves the two laid out after it, whose own attributes stay the same; in a
     column, so does a taller first shape."""
-    from tdlib.evaluate import shape_difference
     env = tdlib.make_env("tinysvg")
     row = "(Arrange h (Rectangle {} 2 red none 1) (Arrange h (Ellipse 2 2 blue none 1) " \
           "(Rectangle 2 3 green none 1) 1) 1)"
@@ -194,9 +194,6 @@ def test_shape_difference_counts_shapes_a_layout_moves():
 
 
 def test_differing_shapes_walks_the_value_networks_held_out_pairs():
-    from tdlib.evaluate import differing_shapes, invisible_pairs, shape_difference
-    from tdlib.examples import ExampleConfig, ExampleMaker
-    from tdlib.evaluate import held_out_rng
     env = tdlib.make_env("tinysvg")
     result = differing_shapes(env, 64, 32)
     assert result["mean_distance"] == invisible_pairs(env, 64, 32)["mean_distance"]
@@ -209,3 +206,32 @@ def test_differing_shapes_walks_the_value_networks_held_out_pairs():
     ranks = [pd.Series(x).rank().to_numpy() for x in (placed, [p.distance for p in pairs])]
     reference = np.corrcoef(*ranks)[0, 1]  # Pearson on average ranks: Spearman with ties
     assert result["placed_shapes_spearman"] == pytest.approx(reference)
+
+
+@given(st.lists(st.tuples(st.integers(1, 6), st.booleans()), min_size=3, max_size=12))
+@settings(max_examples=60, deadline=None)
+def test_the_identical_pairs_ceiling_is_the_best_constant_for_the_pairs_no_image_tells_apart(pairs):
+    """Brute force over a grid of constants (distances are integers: a step of 1/4 lands on
+    every value and in every gap) against the candidate search."""
+    distances = np.array([d for d, _ in pairs], float)
+    identical = np.array([i for _, i in pairs], bool)
+    if len(set(distances)) < 2:
+        return  # a constant has no rank correlation
+    with warnings.catch_warnings():
+        # every pair identical: every constant's correlation is NaN, and so is the ceiling
+        warnings.simplefilter("ignore", RuntimeWarning)
+        brute = np.nanmax([spearman(np.where(identical, c, distances), distances)
+                           for c in np.arange(0, 7.25, 0.25)])
+    got = identical_pairs_ceiling(distances, identical)
+    assert got == pytest.approx(brute, nan_ok=True)
+    if not identical.any():
+        assert got == pytest.approx(1.0)
+
+
+def test_some_csg2d_value_pairs_differ_by_edits_that_change_no_pixel():
+    """CSG2D has edits no image shows (a shape under another, a subtraction of nothing): such
+    pairs exist among the held-out value pairs, and they cap what an image-only network reaches."""
+    stats = invisible_pairs(tdlib.make_env("csg2d"), 128, 32)
+    assert stats["pairs"] == 128 and 0 < stats["identical_share"] < 1
+    assert stats["identical_mean_distance"] >= 1  # a pair is never at distance 0
+    assert stats["ceiling_spearman"] < 1
