@@ -9,11 +9,17 @@ input.
 from __future__ import annotations
 
 import math
+import warnings
 
-import timm
 import torch
 import torch.nn as nn
-from timm.models.nfnet import NfCfg, NormFreeNet
+
+with warnings.catch_warnings():
+    # timm's hub code imports tqdm.auto, which warns inside a notebook without ipywidgets and
+    # then draws plain text bars anyway: the warning says nothing about tdlib's notebooks.
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    import timm
+    from timm.models.nfnet import NfCfg, NormFreeNet
 
 from tdlib.model_config import ModelConfig
 

@@ -25,3 +25,15 @@ def results_dir() -> Path:
     path = Path(os.environ.get("TDLIB_RESULTS", project_root() / "results"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def outputs_for(preset: str) -> Path:
+    """Where a notebook run with ``preset`` writes its figures and tables: the project's own
+    ``figures/`` and ``results/`` for ``cpu`` (the shipped results), else ``runs/<preset>/`` (unless
+    ``$TDLIB_FIGURES`` / ``$TDLIB_RESULTS`` already say), so that a smoke or paper run never
+    overwrites them.  Returns the figures folder."""
+    if preset != "cpu":
+        base = project_root() / "runs" / preset
+        os.environ.setdefault("TDLIB_FIGURES", str(base / "figures"))
+        os.environ.setdefault("TDLIB_RESULTS", str(base / "results"))
+    return figures_dir()

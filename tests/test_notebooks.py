@@ -29,6 +29,9 @@ def test_notebook_runs_with_smoke_preset(path, tmp_path):
     errors = [o for c in result["cells"] if c["cell_type"] == "code"
               for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    printed = "".join("".join(o.get("text", "")) for c in result["cells"]
+                      if c["cell_type"] == "code" for o in c.get("outputs", []))
+    assert "IProgress not found" not in printed, "progress bars fell back with a warning"
     assert (tmp_path / "figures").exists() and any((tmp_path / "figures").iterdir()), \
         "the notebook wrote its figures where TDLIB_FIGURES points"
 
@@ -44,3 +47,22 @@ def test_the_runner_reports_new_and_changed_files(tmp_path):
     lines = report_changes(before, snapshot([tmp_path / "figures"]), tmp_path).splitlines()
     assert lines == ["  new: figures/c.png", "  changed: figures/b.png",
                      "1 new, 1 changed, 1 unchanged figure and table files"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_notebook_sends_a_smoke_run_away_from_the_shipped_results(path):
+    code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    assert "outputs_for(preset)" in "".join(code[1]["source"]), \
+        "the cell after the parameters calls tdlib.layout.outputs_for(preset)"
+
+
+def test_outputs_go_under_runs_for_every_preset_but_cpu(monkeypatch):
+    from tdlib.layout import figures_dir, outputs_for, project_root, results_dir
+    for name in ("TDLIB_FIGURES", "TDLIB_RESULTS"):  # set first, so that teardown unsets them
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    assert outputs_for("cpu") == project_root() / "figures"
+    assert results_dir() == project_root() / "results"
+    assert outputs_for("smoke") == project_root() / "runs" / "smoke" / "figures"
+    assert figures_dir() == project_root() / "runs" / "smoke" / "figures"
+    assert results_dir() == project_root() / "runs" / "smoke" / "results"

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from tdlib.env import make_env
 from tdlib.layout import project_root
