@@ -195,6 +195,9 @@ def test_ablation_arms_are_kept_apart_and_tabled_against_brute_force(tmp_path, r
     fig, ax = plt.subplots()
     plot_arms(ax, runs, "td-rollout", ["full", "no_reverse_path", "no_current_image"])
     assert len(ax.get_lines()) == 2, "an arm that was not run draws no curve"
+    band = max(c.get_paths()[0].vertices[:, 1].max() for c in ax.collections)
+    assert band <= ax.get_ylim()[1] <= min(1.0, max(0.05, 1.2 * band + 0.05)) + 1e-9, \
+        "the axis shows the curves and their bands, not an empty 0-1 range"
     plt.close(fig)
 
 

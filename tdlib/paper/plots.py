@@ -17,22 +17,29 @@ def _expansion_grid(budget: int, points: int) -> np.ndarray:
     return np.unique(np.geomspace(1, budget, points).round().astype(int))
 
 
-def _plot_over_seeds(ax, curves: pd.DataFrame, label: str, ls: str = "-"):
-    """One curve: the mean over seeds of :func:`solved_within`'s rows, with a +-1 std band."""
+def _plot_over_seeds(ax, curves: pd.DataFrame, label: str, ls: str = "-") -> float:
+    """One curve: the mean over seeds of :func:`solved_within`'s rows, with a +-1 std band;
+    returns the band's top."""
     table = curves.pivot_table(index="at", columns="seed", values="solved")
     mean, std = table.mean(axis=1), table.std(axis=1, ddof=1).fillna(0.0)
     line, = ax.plot(table.index, mean, ls=ls, label=f"{label} (n={table.shape[1]} seeds)")
     ax.fill_between(table.index, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+    return float((mean + std).max())
 
 
-def _expansion_axes(ax, budget: int):
+def _expansion_axes(ax, budget: int, top: float = 1.0):
     ax.set_xscale("log")
     ax.set_xlim(1, budget)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, top)
     ax.set_xlabel("node expansions (programs compiled)")
-    ax.set_ylabel("fraction of problems solved")
+    ax.set_ylabel("fraction of problems solved\n(line: mean over seeds; band: ± 1 std)")
     ax.grid(alpha=0.3)
     return ax
+
+
+def _top(highest: float) -> float:
+    """A y-axis top that shows curves near zero: 1.2 x the highest band, up to the next 0.05."""
+    return min(1.0, max(0.05, np.ceil(highest * 1.2 / 0.05) * 0.05))
 
 
 def plot_solved(ax, runs: pd.DataFrame, testset: str, methods: Sequence[tuple] | None = None,
@@ -61,8 +68,11 @@ def plot_arms(ax, runs: pd.DataFrame, method: str, arms: Sequence[str] = FIG5A_A
                 & (runs["variant"] == "")]
     budget = budget or (int(mine["budget"].max()) if len(mine) else 1)
     grid = _expansion_grid(budget, points)
+    highest = 0.0
     for arm in arms:
         run = mine[mine["policy"] == RAINBOW_ARMS[arm][0]]
         if not run.empty:
-            _plot_over_seeds(ax, solved_within(run, grid), arm.replace("_", " "))
-    return _expansion_axes(ax, budget)
+            highest = max(highest, _plot_over_seeds(ax, solved_within(run, grid),
+                                                    arm.replace("_", " ")))
+    # the arms solve few problems at this training budget: an axis to 1 would hide them
+    return _expansion_axes(ax, budget, _top(highest))
