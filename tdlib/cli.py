@@ -29,15 +29,26 @@ from tdlib.arguments import (UsageError, device, fraction, image_size, non_negat
 from tdlib.edit_paths import iter_edit_steps
 from tdlib.env import list_envs, make_env
 from tdlib.grammar import ProgramSyntaxError
+from tdlib.layout import project_root
 
 # The commands that load torch (solve, train, evaluate) or matplotlib (render) import their
 # modules when they run, so that `tdlib --help` and the light commands start in a fraction of
 # a second.
 
 
-def _add_env(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env", required=True, choices=list(list_envs()), metavar="ENV",
-                        help="language: " + ", ".join(list_envs()))
+def _add_env(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
+    names = list(names or list_envs())
+    parser.add_argument("--env", required=True, choices=names, metavar="ENV",
+                        help="language: " + ", ".join(names))
+
+
+def _searchable() -> list[str]:
+    """The languages with a shipped policy (``results/checkpoints/<language>_policy``): the ones
+    ``tdlib solve`` can search in.  Without shipped checkpoints, every language (the solver then
+    says which network is missing)."""
+    shipped = project_root() / "results" / "checkpoints"
+    return [name for name in list_envs()
+            if (shipped / f"{name}_policy" / "model.json").exists()] or list(list_envs())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  tdlib solve --env csg2d --image drawing.jpg --sketch --budget 2000\n"
                "  tdlib solve --env tinysvg --program \"<program>\"",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_env(solve)
+    _add_env(solve, _searchable())
     target = solve.add_mutually_exclusive_group(required=True)
     target.add_argument("--image", help="the picture to draw")
     target.add_argument("--program",

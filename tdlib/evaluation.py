@@ -193,7 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
                "results/testsets/csg2d_hard.jsonl --budget 5000 --seed 0 --limit 32 "
                "-o results/eval/td_search_hard_s0.csv",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", required=True, choices=METHODS)
+    parser.add_argument("--method", required=True, choices=METHODS,
+                        help="td-search (the paper's), td-rollout (the policy alone), ar (CSGNet "
+                             "rejection sampling), repl (REPL Flow), random-search (the beam with "
+                             "random mutations)")
     parser.add_argument("--testset", required=True, help="a test-set file (tdlib testset)")
     parser.add_argument("--env", help="checked against the test set's language if given")
     parser.add_argument("--budget", type=positive_int, default=5000,

@@ -47,8 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
                "  torchrun --nproc_per_node 2 -m tdlib.train --env csg2d --preset smoke --out runs/ddp",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="csg2d", help="language (tdlib envs lists them)")
-    parser.add_argument("--model", default="policy", choices=("policy", "value", "ar", "repl"))
-    parser.add_argument("--preset", default="cpu", choices=PRESETS)
+    parser.add_argument("--model", default="policy", choices=("policy", "value", "ar", "repl"),
+                        help="policy (tree diffusion), value (edit distance), ar (the CSGNet "
+                             "baseline), repl (REPL Flow); default policy")
+    parser.add_argument("--preset", default="cpu", choices=PRESETS,
+                        help="paper (the paper's sizes, for a GPU), cpu (what ships), smoke "
+                             "(seconds); default cpu")
     parser.add_argument("--ablation", action="append", default=[], choices=ABLATIONS,
                         help="may be repeated")
     parser.add_argument("--rho", type=float, help="share of unrelated starts (paper: 0.2)")

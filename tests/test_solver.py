@@ -134,7 +134,6 @@ def test_solve_from_an_image_file(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--env", "csg2d", "--image", "missing.png"], "no such image"),
     (["--env", "csg2d", "--image", "notes.png"], "not a readable image"),
-    (["--env", "rainbow", "--program", "(Rectangle 7 6 orange blue 8)"], "no trained policy"),
     (["--env", "tinysvg", "--image", "notes.png", "--sketch"], "sketches are CSG2D"),
     (["--env", "csg2d", "--program", "(Circle 4 8"], "malformed program"),
 ])
@@ -148,6 +147,8 @@ def test_solve_explains_bad_input_in_one_line(tmp_path, monkeypatch, capsys, arg
 
 @pytest.mark.parametrize("argv, message", [
     (["--env", "logo", "--program", "x"], "invalid choice"),
+    (["--env", "rainbow", "--program", "(Rectangle 7 6 orange blue 8)"],
+     "invalid choice: 'rainbow' (choose from 'csg2d', 'csg2d-sketch', 'tinysvg')"),
     (["--env", "csg2d", "--program", RING, "--beam", "0"], "expected a positive integer"),
     (["--env", "csg2d", "--program", RING, "--budget", "0"], "expected a positive integer"),
 ])
@@ -155,6 +156,11 @@ def test_bad_options_are_refused_by_the_parser(capsys, argv, message):
     assert run(["solve", *argv]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # argparse: usage, then the error
     assert last.startswith("tdlib solve: error:") and message in last
+
+
+def test_a_language_without_a_policy_is_named_by_the_api():
+    with pytest.raises(ValueError, match="no trained policy"):
+        tdlib.solve("rainbow", program="(Rectangle 7 6 orange blue 8)", budget=5)
 
 
 def dead_parts(env, program):
