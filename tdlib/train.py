@@ -54,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="paper (the paper's sizes, for a GPU), cpu (what ships), smoke "
                              "(seconds); default cpu")
     parser.add_argument("--ablation", action="append", default=[], choices=ABLATIONS,
-                        help="may be repeated")
+                        help="Figure 5's ablations: no_current_image (the current image is "
+                             "blank), no_reverse_path (learn to undo the last mutation only), "
+                             "no_noising (rho = 1: paths between random programs); may be "
+                             "repeated")
     parser.add_argument("--rho", type=float, help="share of unrelated starts (paper: 0.2)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. d_model=64, examples.rho=0.1, "
