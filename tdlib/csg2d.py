@@ -186,10 +186,10 @@ class CSG2DRenderer:
             canvas = self._canvases[size] = MaskCanvas(size)
         scale = size / GRID_UNITS
         drawn: dict[tuple[int, ...], np.ndarray] = {}
-        order: list[tuple[int, ...]] = []
+        order: list[tuple[tuple[int, ...], Node]] = []
 
         def shape(n: Node, path: tuple[int, ...]) -> skia.Path:
-            order.append(path)
+            order.append((path, n))
             if n.alt is self._circle or n.alt is self._quad:
                 outline = self._path(n, scale)
             else:
@@ -201,17 +201,14 @@ class CSG2DRenderer:
 
         shape(node, ())
         visible = {(): np.ones((size, size), np.float32)}
-        for path in order:  # preorder: a node's context is known before its children's
-            n = node
-            for i in path:
-                n = n.children[i]
+        for path, n in order:  # preorder: a node's context is known before its children's
             if n.alt is self._circle or n.alt is self._quad:
                 continue
             keep, left, right = visible[path], drawn[path + (1,)], drawn[path + (2,)]
             visible[path + (1,)] = keep * (1 - right)
             visible[path + (2,)] = keep * ((1 - left) if n.children[0].alt is self._union
                                            else left)
-        return [(path, drawn[path], drawn[path] * visible[path]) for path in order]
+        return [(path, drawn[path], drawn[path] * visible[path]) for path, _ in order]
 
     def is_solved(self, image: np.ndarray, target: np.ndarray) -> bool:
         """IoU >= 0.99 of the two masks binarised at 0.5 (two empty masks count as equal)."""
