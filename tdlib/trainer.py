@@ -350,7 +350,9 @@ class _CsvLog:
         if new:
             self.fields = list(row)
         with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
+            # "\n" like the rows truncate_logs keeps: a resumed run must not rewrite the kept rows
+            writer = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore",
+                                    lineterminator="\n")
             if new:
                 writer.writeheader()
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})

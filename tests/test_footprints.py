@@ -129,3 +129,13 @@ def test_a_policy_gains_footprints_without_changing_what_it_computes(tmp_path):
     assert changed.item() != pytest.approx(reference.item(), abs=1e-3)
     with pytest.raises(ValueError, match="footprints"):
         task.loss(model, plain_batch)
+
+
+@pytest.mark.parametrize("env_name", ["csg2d", "csg2d-sketch", "tinysvg", "rainbow"])
+def test_the_cpu_policy_reads_footprints_wherever_the_renderer_gives_them(env_name):
+    has = tdlib.make_env(env_name).has_footprints
+    assert preset("cpu", "policy", env_name)[0].footprints == has
+    # the current image is what footprints are pooled from; the other kinds and presets go without
+    assert not preset("cpu", "policy", env_name, ablations=("no_current_image",))[0].footprints
+    assert not preset("cpu", "value", env_name)[0].footprints
+    assert not preset("smoke", "policy", env_name)[0].footprints

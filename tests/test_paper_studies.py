@@ -16,6 +16,7 @@ from tdlib.decode import Decoder
 from tdlib.examples import ExampleConfig, ExampleMaker
 from tdlib.metrics import mutation_problems, one_step_solve_rate, spearman
 from tdlib.mutation import Edit, Mutator
+from tdlib.paper.training_curves import curve_groups, held_out_metric, plot_training_curves
 from tdlib.paper.edit_places import EDIT_PLACES, checkpoint_edit_places, edit_place, edit_places
 from tdlib.paper.value_studies import (differing_shapes, identical_pairs_ceiling, invisible_pairs,
                                        shape_difference, visible_edits)
@@ -235,3 +236,41 @@ def test_some_csg2d_value_pairs_differ_by_edits_that_change_no_pixel():
     assert stats["pairs"] == 128 and 0 < stats["identical_share"] < 1
     assert stats["identical_mean_distance"] >= 1  # a pair is never at distance 0
     assert stats["ceiling_spearman"] < 1
+
+
+def _fake_run(folder, steps, metrics):
+    folder.mkdir(parents=True)
+    pd.DataFrame({"step": steps, "loss": [2.0 / (1 + s) for s in steps]}).to_csv(
+        folder / "train_log.csv", index=False)
+    pd.DataFrame({"step": steps, "examples_seen": steps, **metrics}).to_csv(
+        folder / "eval_log.csv", index=False)
+    return folder
+
+
+def test_training_curves_group_the_networks_and_draw_each_from_where_its_weights_started(tmp_path):
+    records = {
+        "p_first": {"kind": "policy", "env": "csg2d"},
+        "p_further": {"kind": "policy", "env": "csg2d",
+                      "initialised_from": {"kind": "policy", "env": "csg2d", "step": 100}},
+        "arm_a": {"kind": "policy", "env": "rainbow"},
+        "ar": {"kind": "ar", "env": "csg2d"},
+        "value": {"kind": "value", "env": "csg2d"},
+    }
+    runs = {
+        "p_first": _fake_run(tmp_path / "a", [10, 100], {"solve_1": [0.1, 0.2], "solve_2": [0, 0]}),
+        "p_further": _fake_run(tmp_path / "b", [10, 20], {"solve_1": [0.3, 0.4], "solve_2": [0, 0]}),
+        "arm_a": _fake_run(tmp_path / "c", [5], {"solve_1": [0.5], "solve_2": [0]}),
+        "ar": _fake_run(tmp_path / "d", [5, 6], {"ar_exact": [0.0, 0.0], "ar_visual": [0.25, 0.5]}),
+        "value": _fake_run(tmp_path / "e", [5], {"spearman": [0.3]}),
+    }
+    groups = curve_groups(records)
+    assert list(groups) == [("policy", "image"), ("policy", "rainbow"), ("value", ""), ("ar", "")]
+    assert sorted(n for names in groups.values() for n in names) == sorted(records)
+    fig = plot_training_curves(runs, records)
+    rows = fig.axes
+    assert len(rows) == 2 * len(groups)
+    further = [line for line in rows[1].get_lines() if line.get_label() == "p_further"][0]
+    assert list(further.get_xdata()) == [110, 120] and list(further.get_ydata()) == [0.3, 0.4]
+    ar_line = rows[7].get_lines()[0]
+    assert list(ar_line.get_ydata()) == [0.25, 0.5]  # the visual metric, not the all-zero exact one
+    assert held_out_metric(pd.DataFrame(columns=["step", "train_minutes", "other"]), "ar") == "other"

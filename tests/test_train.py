@@ -24,7 +24,7 @@ from tdlib.mutation import Edit
 from tdlib.presets import preset
 from tdlib.tasks import make_task
 from tdlib.train import main as train_main
-from tdlib.trainer import Trainer
+from tdlib.trainer import Trainer, _CsvLog, truncate_logs
 
 
 def smoke_trainer(tmp_path, kind="policy", env="csg2d", resume=False, **train_changes):
@@ -68,6 +68,18 @@ def test_resume_continues_exactly(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     sa, sb = straight.optimizer.state_dict()["state"], second.optimizer.state_dict()["state"]
     assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+
+
+def test_resuming_keeps_the_log_rows_before_the_step_byte_for_byte(tmp_path):
+    log = _CsvLog(tmp_path / "train_log.csv", enabled=True)
+    for step in range(1, 5):
+        log.write({"step": step, "loss": 1.0 / step, "lr": 3e-4})
+    written = (tmp_path / "train_log.csv").read_bytes()
+    truncate_logs(tmp_path, 4)
+    assert (tmp_path / "train_log.csv").read_bytes() == written
+    truncate_logs(tmp_path, 2)
+    kept = (tmp_path / "train_log.csv").read_bytes()
+    assert written.startswith(kept) and kept.count(b"\n") == 3
 
 
 def test_bad_checkpoints_give_clear_errors(tmp_path):

@@ -1,4 +1,4 @@
-"""What an image-only value network can see of a path distance (notebook 05's value studies).
+"""What an image-only value network can see of a path distance (notebook 10's value studies).
 
 All of them walk the value networks' held-out pairs (:func:`tdlib.metrics.value_pairs`):
 
