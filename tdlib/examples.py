@@ -36,6 +36,7 @@ from tdlib.seeds import worker_seed
 from tdlib.tree import SyntaxTree
 
 MODES = ("path", "last_step")
+VALUE_TARGETS = ("path", "visible")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ class ExampleConfig:
     # search walks through.  0 draws nothing extra: the stream is the one without the file.
     own_states: str = ""
     own_states_share: float = 0.0
+    # What ``distance`` (the value network's target) counts: "path", every edit left on
+    # Algorithm 1's path; "visible", only the edits left that change the render (at image_size).
+    # A search is judged on pictures: an edit no pixel shows neither brings it nearer nor can be
+    # read from the two images.
+    value_target: str = "path"
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -89,6 +95,11 @@ class ExampleConfig:
             raise ValueError(f"own_states_share must be in [0, 1], not {self.own_states_share}")
         if self.own_states_share > 0 and not self.own_states:
             raise ValueError("own_states_share needs an own_states file (tools/own_states.py)")
+        if self.value_target not in VALUE_TARGETS:
+            raise ValueError(f"value_target must be one of {VALUE_TARGETS}, "
+                             f"not {self.value_target!r}")
+        if self.value_target == "visible" and self.mode == "last_step":
+            raise ValueError("value_target='visible' counts the edits of a path (mode='path')")
 
 
 @dataclass
@@ -100,7 +111,8 @@ class TrainingExample:
     current_image: np.ndarray
     target_image: np.ndarray  # the target's observation (a sketch for csg2d-sketch)
     edit: Edit
-    distance: int  # edits left from current to target (path mode) or noise steps left
+    distance: int  # edits left to the target (path mode; only visible ones with value_target
+                   # "visible") or noise steps left
     noise_steps: int  # 0 for an unrelated start
     chain: list[SyntaxTree] = field(repr=False)  # z_0 .. z_s (just [start] if unrelated)
 
@@ -158,6 +170,10 @@ class ExampleMaker:
                 if i is None:
                     continue
             current, edit, distance = steps[i].tree, steps[i].edit, len(steps) - i
+            if cfg.value_target == "visible":
+                later = [s.tree for s in steps[i + 1:]] + [target]
+                distance = sum(not self._looks_the_same(step.tree, after)
+                               for step, after in zip(steps[i:], later))
             break
         if render:
             current_image = self.env.render(current, cfg.image_size)

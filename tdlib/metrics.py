@@ -14,6 +14,7 @@ from a training stream.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import islice
 
 import pandas as pd
@@ -94,6 +95,19 @@ def value_spearman(model, env, n: int, size: int, seed: int = 0,
             predicted.extend(model(cur.to(device), tgt.to(device)).float().cpu().tolist())
         true.extend(distances)
     return spearman(predicted, true)
+
+
+def value_spearmans(model, env, n: int, size: int, seed: int = 0,
+                    config: ExampleConfig | None = None) -> dict:
+    """``spearman`` against the whole path distance, whatever the network was trained on (so that
+    value networks compare), and ``spearman_visible`` against the visible edits left too for a
+    network trained on those (``value_target="visible"``)."""
+    config = config or ExampleConfig(image_size=size)
+    found = {"spearman": value_spearman(model, env, n, size, seed,
+                                        replace(config, value_target="path"))}
+    if config.value_target != "path":
+        found[f"spearman_{config.value_target}"] = value_spearman(model, env, n, size, seed, config)
+    return found
 
 
 def pixel_spearman(env, n: int, size: int, seed: int = 0,
@@ -194,7 +208,7 @@ def held_out_metrics(task, model, n: int, seed: int = 0) -> dict:
     env, size = task.env, task.size
     try:
         if task.kind == "value":
-            return {"spearman": value_spearman(model, env, n, size, seed, task.example_config)}
+            return value_spearmans(model, env, n, size, seed, task.example_config)
         decoder = Decoder(model, task.tokenizer)
         lo, hi = task.example_config.min_primitives, task.example_config.max_primitives
         if task.kind == "policy":
@@ -236,10 +250,10 @@ def checkpoint_metrics(folder, n: int = 256, seed: int = 0, device: str = "cpu")
     base = {"model": config.kind, "env": config.env, "checkpoint": str(folder),
             "step": record.get("step"), "n": n}
     if config.kind == "value":
-        return [{**base, "metric": "spearman", "value": value_spearman(
-                    model, env, n, config.image_size, seed, examples)},
-                {**base, "metric": "pixel_spearman", "value": pixel_spearman(
-                    env, n, config.image_size, seed, examples)}]
+        found = value_spearmans(model, env, n, config.image_size, seed, examples)
+        found["pixel_spearman"] = pixel_spearman(env, n, config.image_size, seed,
+                                                 replace(examples, value_target="path"))
+        return [{**base, "metric": metric, "value": value} for metric, value in found.items()]
     if config.kind == "policy":
         return [{**base, "metric": f"solved_{k}_mutation", "value": one_step_solve_rate(
             decoder, env, policy_problems(env, examples, n, k, seed), config.image_size, seed)}

@@ -220,3 +220,31 @@ def test_visible_examples_change_the_image_and_simplified_targets_have_no_dead_p
         target = env.render(ex.target, size)
         for smaller in removals(ex.target):
             assert np.abs(env.render(smaller, size) - target).max() > UNCHANGED_ATOL
+
+
+@pytest.mark.parametrize("name", LANGUAGES)
+def test_the_visible_value_target_counts_only_the_edits_that_change_the_render(name):
+    from tdlib.refine import UNCHANGED_ATOL
+    env, size = ENVS[name], 32
+    plain = ExampleMaker(env, ExampleConfig(image_size=size, rho=0.3, max_noise_steps=3))
+    visible = ExampleMaker(env, ExampleConfig(image_size=size, rho=0.3, max_noise_steps=3,
+                                              value_target="visible"))
+    one_step_cases = 0
+    for seed in range(80):
+        a, b = plain.example(seed, render=False), visible.example(seed, render=False)
+        assert (a.current, a.target, a.edit) == (b.current, b.target, b.edit)  # the same stream
+        assert 0 <= b.distance <= a.distance
+        differs = np.abs(env.render(a.current, size) - env.render(a.target, size)).max()
+        if a.distance == 1:  # one edit left: it is visible exactly when the renders differ
+            one_step_cases += 1
+            assert b.distance == int(differs > UNCHANGED_ATOL)
+        if b.distance == 0:  # no visible edit left: the current program already draws the target
+            assert differs <= a.distance * UNCHANGED_ATOL
+    assert one_step_cases >= 5
+
+
+def test_the_visible_value_target_needs_a_path():
+    with pytest.raises(ValueError, match="value_target"):
+        ExampleConfig(value_target="pixels")
+    with pytest.raises(ValueError, match="mode='path'"):
+        ExampleConfig(value_target="visible", mode="last_step")
