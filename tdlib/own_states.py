@@ -20,6 +20,7 @@ import random
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from tdlib.images import image_batch, program_images
 from tdlib.layout import project_root
@@ -30,22 +31,40 @@ FORMAT = "tdlib-own-states"
 
 
 def collect(decoder, maker, starts: int, steps: int = 4, seed: int = 0, batch: int = 64,
-            temperature: float = 1.0) -> list[tuple[SyntaxTree, SyntaxTree]]:
+            temperature: float = 1.0, ar=None, ar_share: float = 0.0, progress: bool = False
+            ) -> list[tuple[SyntaxTree, SyntaxTree]]:
     """``(target, state)`` pairs: the starts of ``starts`` examples of ``maker`` (an
     :class:`~tdlib.examples.ExampleMaker`: noised targets and, with probability rho, unrelated
     programs), each rolled out ``steps`` sampled edits by the policy of ``decoder``; every
-    program reached that does not draw its target (at the model's size) is kept."""
+    program reached that does not draw its target (at the model's size) is kept.
+
+    With an autoregressive model's decoder ``ar``, a share ``ar_share`` of the roll-outs starts
+    instead where a search starts: at the greedy program ``ar`` writes for the target's
+    observation (kept too when it does not draw the target)."""
+    if not 0.0 <= ar_share <= 1.0 or (ar_share > 0 and ar is None):
+        raise ValueError(f"ar_share must be in [0, 1] and needs an AR model, not {ar_share}")
+    size = decoder.config.image_size
+    if ar is not None and ar.config.image_size != size:
+        raise ValueError(f"the AR model reads {ar.config.image_size} px images, "
+                         f"the policy {size} px")
     env = maker.env
     r = random.Random(seed)
     generator = torch.Generator().manual_seed(seed)
-    size = decoder.config.image_size
     pairs: list[tuple[SyntaxTree, SyntaxTree]] = []
-    for first in range(0, starts, batch):
+    for first in tqdm(range(0, starts, batch), desc="roll-outs", unit="batch",
+                      disable=not progress):
         examples = [maker.example(r, render=False) for _ in range(min(batch, starts - first))]
         targets = [ex.target for ex in examples]
         states = [ex.chain[-1] for ex in examples]  # the start of each example's path
         observed = image_batch([env.observe(t, r, size) for t in targets])
         rendered = [env.render(t, size) for t in targets]
+        from_ar = [i for i in range(len(states)) if ar_share and r.random() < ar_share]
+        if from_ar:
+            written = ar.programs(ar.images(observed[from_ar]))
+            for i, (node, _) in zip(from_ar, written):
+                states[i] = SyntaxTree(node, env.grammar)
+                if not unchanged(env.render(states[i], size), rendered[i]):
+                    pairs.append((targets[i], states[i]))
         for _ in range(steps):
             edits = decoder.edits(states, program_images(env, states, size), observed,
                                   temperature, generator)

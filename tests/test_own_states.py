@@ -96,3 +96,25 @@ def test_a_share_without_a_file_is_refused():
         ExampleConfig(own_states_share=0.3)
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         ExampleConfig(own_states="x.jsonl", own_states_share=1.5)
+
+
+def test_roll_outs_can_start_where_a_search_starts_at_the_ar_models_greedy_program():
+    torch.manual_seed(0)
+    env = tdlib.make_env("csg2d")
+    policy_config, _, examples = preset("smoke", "policy", "csg2d")
+    ar_config = preset("smoke", "ar", "csg2d")[0]
+    tokenizer = Tokenizer(env.grammar, policy_config.max_positions)
+    policy = Decoder(EditModel(policy_config).eval(), tokenizer)
+    ar = Decoder(EditModel(ar_config).eval(), tokenizer)
+    maker = ExampleMaker(env, examples)
+    pairs = own_states.collect(policy, maker, starts=10, steps=0, seed=3, batch=4, ar=ar,
+                               ar_share=1.0)
+    size = policy_config.image_size
+    assert pairs and len(pairs) <= 10
+    for target, state in pairs:  # no edit was made: each state is the AR program for its target
+        written = ar.programs([env.observe(target, None, size)])[0][0]
+        assert state.root == written
+        assert not unchanged(env.render(state, size), env.render(target, size))
+    assert own_states.collect(policy, maker, starts=10, steps=0, seed=3, batch=4) == []
+    with pytest.raises(ValueError, match="needs an AR model"):
+        own_states.collect(policy, maker, starts=4, steps=1, ar_share=0.5)
