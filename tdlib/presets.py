@@ -193,10 +193,10 @@ def _set(*items: str) -> tuple[str, ...]:
 
 # The Rainbow ablation arms (Figure 5): the cpu policy at 2 layers, 16,000 steps (512k examples)
 # each (at 4,000 steps no arm improves on the search's autoregressive start).
-_RAINBOW_ARM = _set("n_layers=2", "train.eval_every=4000")
-_RAINBOW_STEPS = 16_000
-# CSG2D policies trained before the cpu recipe had footprints
+# Policies trained before the cpu recipe had footprints
 _NO_FOOTPRINTS = _set("footprints=False")
+_RAINBOW_ARM = _set("n_layers=2", "train.eval_every=4000") + _NO_FOOTPRINTS
+_RAINBOW_STEPS = 16_000
 
 # What ships in results/checkpoints/, each trained on the 2-core CPU (the command, and for a run
 # made in pieces every piece, is in its model.json).  The AR and REPL models of CSG2D were
@@ -226,11 +226,11 @@ SHIPPED_MODELS = {
                                         init="csg2d-sketch_policy_14k"),
     "csg2d-sketch_ar": ShippedModel("csg2d-sketch", "ar", 8_000),
     # the TinySVG policy's first hour
-    "tinysvg_policy_26k": ShippedModel("tinysvg", "policy", 26_000, 8),
+    "tinysvg_policy_26k": ShippedModel("tinysvg", "policy", 26_000, 8, _NO_FOOTPRINTS),
     # trained further from those weights on fresh examples (seed 1), a second cosine: the
     # policy that search uses (its model.json records the network it started from)
-    "tinysvg_policy": ShippedModel("tinysvg", "policy", 50_000, 8, ("--seed", "1"),
-                                   init="tinysvg_policy_26k"),
+    "tinysvg_policy": ShippedModel("tinysvg", "policy", 50_000, 8,
+                                   ("--seed", "1") + _NO_FOOTPRINTS, init="tinysvg_policy_26k"),
     # starts from the policy's encoder and blocks (the cpu value recipe)
     "tinysvg_value": ShippedModel("tinysvg", "value", 27_000, 8, init="tinysvg_policy"),
     "tinysvg_ar": ShippedModel("tinysvg", "ar", 6_000),

@@ -23,7 +23,7 @@ import skia
 
 from tdlib.csg2d import check_size
 from tdlib.grammar import Grammar
-from tdlib.tree import Node
+from tdlib.tree import Node, replace_at
 
 UNITS_ACROSS = 40.0
 BORDER_UNIT = 1 / 8
@@ -88,7 +88,9 @@ class TinySVGRenderer:
         self._place(node, cx, cy, out)
         return out
 
-    def _place(self, node: Node, cx: float, cy: float, out: list) -> tuple[float, float]:
+    def _place(self, node: Node, cx: float, cy: float, out: list, path: tuple[int, ...] = (),
+               owners: list | None = None) -> tuple[float, float]:
+        """Append ``node``'s shapes to ``out`` (and, given ``owners``, each shape's node path)."""
         alt = node.alt
         if alt is self._rect or alt is self._ellipse:
             w_, h_, fill, stroke, border = node.children
@@ -96,6 +98,8 @@ class TinySVGRenderer:
             out.append(("rect" if alt is self._rect else "ellipse", cx, cy, w, h,
                         self._color[fill.alt.index], self._color[stroke.alt.index],
                         self._number[border.alt.index] * BORDER_UNIT))
+            if owners is not None:
+                owners.append(path)
             return w, h
         if alt is self._arrange:
             direction, a, b, gap = node.children
@@ -103,18 +107,19 @@ class TinySVGRenderer:
             g = self._number[gap.alt.index] * GAP_UNIT
             if direction.alt is self._horizontal:
                 total = wa + g + wb
-                self._place(a, cx - total / 2 + wa / 2, cy, out)
-                self._place(b, cx + total / 2 - wb / 2, cy, out)
+                self._place(a, cx - total / 2 + wa / 2, cy, out, path + (1,), owners)
+                self._place(b, cx + total / 2 - wb / 2, cy, out, path + (2,), owners)
                 return total, max(ha, hb)
             total = ha + g + hb
-            self._place(a, cx, cy - total / 2 + ha / 2, out)
-            self._place(b, cx, cy + total / 2 - hb / 2, out)
+            self._place(a, cx, cy - total / 2 + ha / 2, out, path + (1,), owners)
+            self._place(b, cx, cy + total / 2 - hb / 2, out, path + (2,), owners)
             return max(wa, wb), total
         inner, sx, dx, sy, dy = node.children
         neg = self._negative
         mx = -self._number[dx.alt.index] if sx.alt is neg else self._number[dx.alt.index]
         my = -self._number[dy.alt.index] if sy.alt is neg else self._number[dy.alt.index]
-        return self._place(inner, cx + mx * MOVE_UNIT, cy + my * MOVE_UNIT, out)
+        return self._place(inner, cx + mx * MOVE_UNIT, cy + my * MOVE_UNIT, out, path + (0,),
+                           owners)
 
     def extent(self, node: Node) -> tuple[float, float, float, float]:
         """Bounds (left, top, right, bottom) of everything drawn, in units from the centre."""
@@ -139,13 +144,17 @@ class TinySVGRenderer:
         return entry
 
     def render(self, node: Node, size: int = 128) -> np.ndarray:
+        return self._paint(self.shapes(node), size)
+
+    def _paint(self, shapes: list[tuple], size: int) -> np.ndarray:
+        """A drawing list (:meth:`shapes`) painted on white: ``size x size x 3`` in [0, 1]."""
         pixels, _, canvas = self._surface(size)
         canvas.clear(skia.ColorWHITE)
         scale = size / UNITS_ACROSS
         origin = size / 2
         fill_paint = skia.Paint(AntiAlias=True, Style=skia.Paint.kFill_Style)
         stroke_paint = skia.Paint(AntiAlias=True, Style=skia.Paint.kStroke_Style)
-        for kind, cx, cy, w, h, fill, stroke, border in self.shapes(node):
+        for kind, cx, cy, w, h, fill, stroke, border in shapes:
             if w <= 0 or h <= 0:
                 continue
             rect = skia.Rect.MakeXYWH(origin + (cx - w / 2) * scale, origin + (cy - h / 2) * scale,
@@ -159,6 +168,48 @@ class TinySVGRenderer:
                 stroke_paint.setStrokeWidth(border * scale)
                 draw(rect, stroke_paint)
         return pixels[:, :, :3] * np.float32(1 / 255)
+
+    # ---------------------------------------------------------------- footprints
+    def footprints(self, node: Node, size: int = 128) -> list[tuple[tuple[int, ...], np.ndarray,
+                                                                    np.ndarray]]:
+        """Every node of ``s`` (shapes, Arrange, Move) as ``(path, drawn, visible)``, in preorder.
+
+        ``drawn``: the coverage of the part's shapes where the layout puts them (fill and border).
+        ``visible``: how much each pixel changes (on its most changed channel) when the part is
+        removed from the program: a child of Arrange by putting the other child in the Arrange's
+        place, the content of a Move with the Move.  It follows the layout: the other child is
+        laid out anew, so a shape's size decides the pixels of the shapes placed beside it."""
+        shapes: list[tuple] = []
+        owners: list[tuple[int, ...]] = []
+        self._place(node, 0.0, 0.0, shapes, (), owners)
+        whole = self._paint(shapes, size).copy()
+        ink = [1.0 - self._paint([_in_black(shape)], size)[:, :, 0] for shape in shapes]
+        parts: list[tuple[tuple[int, ...], np.ndarray, np.ndarray]] = []
+
+        def visit(part: Node, path: tuple[int, ...]):
+            mine = [c for c, owner in zip(ink, owners) if owner[:len(path)] == path]
+            drawn = np.maximum.reduce(mine) if mine else np.zeros((size, size), np.float32)
+            without = self._without(node, path)
+            rest = (np.ones_like(whole) if without is None else self.render(without, size))
+            parts.append((path, drawn, np.abs(whole - rest).max(axis=-1)))
+            for i, child in enumerate(part.children):
+                if child.alt.rule is part.alt.rule:
+                    visit(child, path + (i,))
+
+        visit(node, ())
+        return parts
+
+    def _without(self, root: Node, path: tuple[int, ...]) -> Node | None:
+        """``root`` with the part at ``path`` removed (``None``: nothing left)."""
+        while path:
+            parent = root
+            for i in path[:-1]:
+                parent = parent.children[i]
+            if parent.alt is self._arrange:
+                other = parent.children[3 - path[-1]]  # children 1 and 2 are the two parts
+                return replace_at(root, path[:-1], other)
+            path = path[:-1]  # a Move's content goes with the Move
+        return None
 
     def is_solved(self, image: np.ndarray, target: np.ndarray) -> bool:
         """At least 99 % of pixels within 1/256 of the target on every channel."""
@@ -190,3 +241,10 @@ class TinySVGRenderer:
                              f'rx="{f(w * scale / 2)}" ry="{f(h * scale / 2)}" {paint}/>')
         lines.append("</svg>")
         return "\n".join(lines) + "\n"
+
+
+def _in_black(shape: tuple) -> tuple:
+    """A drawing-list entry with its fill and border (where it has them) in black."""
+    kind, cx, cy, w, h, fill, stroke, border = shape
+    return (kind, cx, cy, w, h, None if fill is None else "black",
+            None if stroke is None else "black", border)

@@ -237,6 +237,11 @@ def _leaf_of(alt: "Alternative") -> Node:
     return alt.leaf
 
 
+def replace_at(root: Node, path: tuple[int, ...], replacement: Node) -> Node:
+    """``root`` with the node at ``path`` replaced (no rule check; see SyntaxTree.replace)."""
+    return _replace(root, path, 0, replacement)
+
+
 def _replace(node: Node, path: tuple[int, ...], depth: int, replacement: Node) -> Node:
     if depth == len(path):
         return replacement

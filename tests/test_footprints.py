@@ -91,14 +91,77 @@ def test_batches_pad_parts_and_tokens(env):
         assert (index[row, len(parts):] == NONE).all()
 
 
+class _DrawsOnly:
+    """A renderer with only what a language needs: no footprints."""
+
+    def __init__(self, renderer):
+        self.channels, self.render, self.is_solved = (renderer.channels, renderer.render,
+                                                      renderer.is_solved)
+
+
 def test_languages_without_footprints_say_so():
-    svg = tdlib.make_env("tinysvg")
-    assert not svg.has_footprints
-    with pytest.raises(NotImplementedError, match="tinysvg"):
-        svg.footprints("(Rectangle 1 1 red none 0)", SIZE)
-    model, _, examples = preset("smoke", "policy", "tinysvg")
+    from tdlib.env import Env, register_env
+    csg = tdlib.make_env("csg2d")
+    register_env("plain-csg", lambda: Env("plain-csg", csg.grammar, _DrawsOnly(csg.renderer)))
+    plain = tdlib.make_env("plain-csg")
+    assert not plain.has_footprints
+    with pytest.raises(NotImplementedError, match="plain-csg"):
+        plain.footprints("(Circle 1 1 1)", SIZE)
+    model, _, examples = preset("smoke", "policy", "plain-csg")
+    assert not preset("cpu", "policy", "plain-csg")[0].footprints
     with pytest.raises(ValueError, match="footprints"):
-        make_task("policy", "tinysvg", dataclasses.replace(model, footprints=True), examples)
+        make_task("policy", "plain-csg", dataclasses.replace(model, footprints=True), examples)
+
+
+def _inked_alone(env, tree, keep):
+    """``tree`` with every primitive but the one at ``keep`` uncoloured and that one in black
+    (where it has a fill or a border): the same layout, one shape's ink."""
+    colour = {a.literal: a.leaf for a in env.grammar.rules["color"].alternatives}
+    for loc in tree.nodes:
+        if loc.node.alt.name not in ("rect", "ellipse"):
+            continue
+        for slot in (2, 3):  # fill, border colour
+            had = loc.node.children[slot].alt.literal != "none"
+            ink = "black" if loc.path == keep and had else "none"
+            tree = tree.replace(loc.path + (slot,), colour[ink])
+    return tree
+
+
+@pytest.mark.parametrize("name", ["tinysvg", "rainbow"])
+def test_layout_footprints_draw_each_shape_where_the_layout_puts_it(name):
+    """TinySVG and Rainbow, brute force through the grammar: a primitive's drawn pixels are the
+    render of the program with only that shape inked; a part's are the union of its shapes'; the
+    root's visible pixels are all the ink on the canvas."""
+    env = tdlib.make_env(name)
+    r = random.Random(4)
+    for _ in range(20):
+        tree = env.sample(r, 1, 6)
+        parts = env.footprints(tree, SIZE)
+        assert [path for path, _, _ in parts] == [
+            loc.path for loc in tree.nodes if loc.rule is env.grammar.rules["s"]]
+        whole = env.render(tree, SIZE)
+        np.testing.assert_allclose(parts[0][2], np.abs(whole - 1).max(-1), atol=1e-6)
+        shapes = {}
+        for path, drawn, visible in parts:
+            assert 0 <= drawn.min() and drawn.max() <= 1 and 0 <= visible.min() <= visible.max() <= 1
+            if tree.at(path).alt.name in ("rect", "ellipse"):
+                alone = env.render(_inked_alone(env, tree, path), SIZE)
+                np.testing.assert_allclose(drawn, 1 - alone[:, :, 0], atol=1e-6)
+                shapes[path] = drawn
+        for path, drawn, _ in parts:
+            inside = [d for p, d in shapes.items() if p[:len(path)] == path]
+            np.testing.assert_allclose(drawn, np.maximum.reduce(inside), atol=1e-6)
+
+
+def test_a_size_in_arrange_shows_in_the_footprints_of_the_shapes_it_moves():
+    svg = tdlib.make_env("tinysvg")
+    tree = svg.parse("(Arrange h (Rectangle 8 8 red none 0) (Ellipse 6 6 blue none 0) 0)")
+    _, (_, left, left_visible), (_, right, right_visible) = svg.footprints(tree, SIZE)
+    assert left.sum() > 50 and right.sum() > 50 and (left * right).sum() < 1
+    assert right[:, SIZE // 2:].sum() > 0.95 * right.sum()  # laid out right of the centre
+    # removing either shape lays the other out anew, in the middle: its pixels change too
+    assert (left_visible * right).sum() > 0.5 * right.sum()
+    assert (right_visible * left).sum() > 0.25 * left.sum()  # the rectangle shifts by 3 units
 
 
 def test_a_policy_gains_footprints_without_changing_what_it_computes(tmp_path):
