@@ -66,31 +66,42 @@ class TinySVGRenderer:
         self._surfaces: dict[int, tuple] = {}
 
     # ---------------------------------------------------------------- layout
-    def box(self, node: Node) -> tuple[float, float]:
-        """Layout box (width, height) in units."""
+    def box(self, node: Node, boxes: dict | None = None) -> tuple[float, float]:
+        """Layout box (width, height) in units.  ``boxes`` (node id to box) remembers the boxes
+        of one layout's nodes, which Arrange would otherwise measure again at every level."""
+        if boxes is not None:
+            known = boxes.get(id(node))
+            if known is not None:
+                return known
         alt = node.alt
         if alt is self._rect or alt is self._ellipse:
             c = node.children
-            return float(self._number[c[0].alt.index]), float(self._number[c[1].alt.index])
-        if alt is self._arrange:
+            found = float(self._number[c[0].alt.index]), float(self._number[c[1].alt.index])
+        elif alt is self._arrange:
             direction, a, b, gap = node.children
-            (wa, ha), (wb, hb) = self.box(a), self.box(b)
+            (wa, ha), (wb, hb) = self.box(a, boxes), self.box(b, boxes)
             g = self._number[gap.alt.index] * GAP_UNIT
             if direction.alt is self._horizontal:
-                return wa + g + wb, max(ha, hb)
-            return max(wa, wb), ha + g + hb
-        return self.box(node.children[0])
+                found = wa + g + wb, max(ha, hb)
+            else:
+                found = max(wa, wb), ha + g + hb
+        else:
+            found = self.box(node.children[0], boxes)
+        if boxes is not None:
+            boxes[id(node)] = found
+        return found
 
     def shapes(self, node: Node, cx: float = 0.0, cy: float = 0.0) -> list[tuple]:
         """Drawing list ``(kind, cx, cy, w, h, fill, stroke, border_units)`` in units,
         relative to the centre of the root's layout box, in painting order."""
         out: list[tuple] = []
-        self._place(node, cx, cy, out)
+        self._place(node, cx, cy, out, boxes={})
         return out
 
     def _place(self, node: Node, cx: float, cy: float, out: list, path: tuple[int, ...] = (),
-               owners: list | None = None) -> tuple[float, float]:
-        """Append ``node``'s shapes to ``out`` (and, given ``owners``, each shape's node path)."""
+               owners: list | None = None, boxes: dict | None = None) -> tuple[float, float]:
+        """Append ``node``'s shapes to ``out`` (and, given ``owners``, each shape's node path;
+        ``boxes`` as for :meth:`box`)."""
         alt = node.alt
         if alt is self._rect or alt is self._ellipse:
             w_, h_, fill, stroke, border = node.children
@@ -103,23 +114,23 @@ class TinySVGRenderer:
             return w, h
         if alt is self._arrange:
             direction, a, b, gap = node.children
-            (wa, ha), (wb, hb) = self.box(a), self.box(b)
+            (wa, ha), (wb, hb) = self.box(a, boxes), self.box(b, boxes)
             g = self._number[gap.alt.index] * GAP_UNIT
             if direction.alt is self._horizontal:
                 total = wa + g + wb
-                self._place(a, cx - total / 2 + wa / 2, cy, out, path + (1,), owners)
-                self._place(b, cx + total / 2 - wb / 2, cy, out, path + (2,), owners)
+                self._place(a, cx - total / 2 + wa / 2, cy, out, path + (1,), owners, boxes)
+                self._place(b, cx + total / 2 - wb / 2, cy, out, path + (2,), owners, boxes)
                 return total, max(ha, hb)
             total = ha + g + hb
-            self._place(a, cx, cy - total / 2 + ha / 2, out, path + (1,), owners)
-            self._place(b, cx, cy + total / 2 - hb / 2, out, path + (2,), owners)
+            self._place(a, cx, cy - total / 2 + ha / 2, out, path + (1,), owners, boxes)
+            self._place(b, cx, cy + total / 2 - hb / 2, out, path + (2,), owners, boxes)
             return max(wa, wb), total
         inner, sx, dx, sy, dy = node.children
         neg = self._negative
         mx = -self._number[dx.alt.index] if sx.alt is neg else self._number[dx.alt.index]
         my = -self._number[dy.alt.index] if sy.alt is neg else self._number[dy.alt.index]
         return self._place(inner, cx + mx * MOVE_UNIT, cy + my * MOVE_UNIT, out, path + (0,),
-                           owners)
+                           owners, boxes)
 
     def extent(self, node: Node) -> tuple[float, float, float, float]:
         """Bounds (left, top, right, bottom) of everything drawn, in units from the centre."""
@@ -179,24 +190,43 @@ class TinySVGRenderer:
         removed from the program: a child of Arrange by putting the other child in the Arrange's
         place, the content of a Move with the Move.  It follows the layout: the other child is
         laid out anew, so a shape's size decides the pixels of the shapes placed beside it."""
+        # One box memo for the program and every removal of a part: they share all the nodes
+        # off the removed part's path (kept alive in ``removed`` so that no id is reused).
+        boxes: dict[int, tuple[float, float]] = {}
         shapes: list[tuple] = []
         owners: list[tuple[int, ...]] = []
-        self._place(node, 0.0, 0.0, shapes, (), owners)
+        self._place(node, 0.0, 0.0, shapes, (), owners, boxes)
         whole = self._paint(shapes, size).copy()
-        ink = [1.0 - self._paint([_in_black(shape)], size)[:, :, 0] for shape in shapes]
-        parts: list[tuple[tuple[int, ...], np.ndarray, np.ndarray]] = []
+        drawn = {owner: 1.0 - self._paint([_in_black(shape)], size)[:, :, 0]
+                 for shape, owner in zip(shapes, owners)}
+        order: list[tuple[tuple[int, ...], Node]] = []
 
         def visit(part: Node, path: tuple[int, ...]):
-            mine = [c for c, owner in zip(ink, owners) if owner[:len(path)] == path]
-            drawn = np.maximum.reduce(mine) if mine else np.zeros((size, size), np.float32)
-            without = self._without(node, path)
-            rest = (np.ones_like(whole) if without is None else self.render(without, size))
-            parts.append((path, drawn, np.abs(whole - rest).max(axis=-1)))
+            order.append((path, part))
             for i, child in enumerate(part.children):
                 if child.alt.rule is part.alt.rule:
                     visit(child, path + (i,))
 
         visit(node, ())
+        for path, part in reversed(order):  # children before their parents: a union of inks
+            if path not in drawn:
+                inside = [drawn[path + (i,)] for i, c in enumerate(part.children)
+                          if c.alt.rule is part.alt.rule]
+                drawn[path] = inside[0] if len(inside) == 1 else np.maximum(*inside)
+        removed, parts = [], []
+        for path, _ in order:
+            without = self._without(node, path)
+            if without is None:
+                rest = np.ones_like(whole)
+            else:
+                removed.append(without)
+                layout: list[tuple] = []
+                self._place(without, 0.0, 0.0, layout, boxes=boxes)
+                rest = self._paint(layout, size)
+            change = np.abs(whole - rest)
+            # the channels' maximum, elementwise: numpy reduces a last axis of 3 slowly
+            parts.append((path, drawn[path],
+                          np.maximum(np.maximum(change[..., 0], change[..., 1]), change[..., 2])))
         return parts
 
     def _without(self, root: Node, path: tuple[int, ...]) -> Node | None:
