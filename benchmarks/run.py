@@ -31,6 +31,7 @@ from tdlib.checkpoint import load_model
 from tdlib.decode import Decoder
 from tdlib.edit_paths import edit_path
 from tdlib.examples import ExampleConfig, ExampleMaker
+from tdlib.footprints import program_footprints
 from tdlib.images import program_images
 from tdlib.methods import Models, SearchConfig, solve_problem
 from tdlib.metrics import mutation_problems
@@ -64,6 +65,19 @@ def render_trees(env_name: str, size: int = 128):
         def work():
             for tree in trees:
                 env.render(tree, size)
+            return len(trees)
+        return work
+    return setup
+
+
+def footprints(env_name: str, size: int = 64):
+    """What a footprints policy adds per program it reads (tdlib.footprints), at its 64 px."""
+    def setup():
+        env, trees = _trees(env_name, 500)
+
+        def work():
+            for tree in trees:
+                program_footprints(env, tree, size)
             return len(trees)
         return work
     return setup
@@ -248,6 +262,8 @@ BENCHES = [
     Bench("render csg2d tree 128px", "programs/s", render_trees("csg2d"), 593, 6000),
     Bench("render tinysvg tree 128px", "programs/s", render_trees("tinysvg"), 150, 1500),
     Bench("render rainbow tree 128px", "programs/s", render_trees("rainbow"), 410, None),
+    Bench("footprints csg2d 64px", "programs/s", footprints("csg2d"), None, None),
+    Bench("footprints tinysvg 64px", "programs/s", footprints("tinysvg"), None, None),
     Bench("parse csg2d text, 6 primitives", "programs/s", parse_text("csg2d", 6), None, 3000),
     Bench("parse+render csg2d text 128px", "programs/s", parse_and_render("csg2d"), 593, None),
     Bench("parse+render tinysvg text 128px", "programs/s", parse_and_render("tinysvg"), 150, None),
