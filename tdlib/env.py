@@ -128,8 +128,8 @@ class Env:
 
     def footprints(self, program: Program, size: int | None = None):
         """The parts of a program and the pixels each draws: a list of ``(path, drawn,
-        visible)`` in preorder, ``drawn`` and ``visible`` float32 ``size x size`` coverages of the
-        part's own shape and of the pixels whose value it decides (see :mod:`tdlib.footprints`)."""
+        visible)`` in preorder, ``drawn`` and ``visible`` float32 ``size x size`` planes in [0, 1]:
+        the part's own shapes and the pixels whose value it decides (:mod:`tdlib.footprints`)."""
         if not self.has_footprints:
             raise NotImplementedError(f"the {self.name} renderer gives no footprints")
         return self.renderer.footprints(self._node(program),

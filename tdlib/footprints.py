@@ -3,11 +3,13 @@
 A policy that sees the images and the program's tokens must learn by itself which primitive draws
 which part of the picture before it can point at the one to edit.  A renderer that can say it
 (``Env.has_footprints``) gives, for every part of a program (every node of a rule that draws, in
-preorder), two coverages at the model's resolution:
+preorder), two planes in [0, 1] at the model's resolution:
 
-* ``drawn``: the part's own shape;
+* ``drawn``: the coverage of the part's own shapes;
 * ``visible``: the pixels whose value the part decides in the whole program: removing it would
-  change them.  A primitive hidden under another, or cut away by a difference, has none.
+  change them.  In CSG2D a primitive hidden under another, or cut away by a difference, has none;
+  in TinySVG and Rainbow removing a part also lays its neighbours out anew, so its visible pixels
+  reach beyond its own shape (how much each pixel changes).
 
 Every context token is tied to the innermost part that spans it, so that a node's first token,
 where ``<POS k>`` points, carries its own part.  The network then pools the image features under

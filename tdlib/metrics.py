@@ -77,8 +77,8 @@ def value_examples(env, n: int, seed: int, config: ExampleConfig):
 
 def value_pairs(env, n: int, size: int, seed: int = 0, config: ExampleConfig | None = None,
                 batch: int = 64):
-    """The held-out (current, target, true path distance) pairs that value networks are
-    measured on, in chunks of ``batch``: ``B x C x H x W`` images and a list of distances."""
+    """The held-out (current, target, distance) pairs that value networks are measured on (the
+    distance the config's ``value_target`` counts), in chunks of ``batch``: ``B x C x H x W`` images and a list of distances."""
     stream = value_examples(env, n, seed, config or ExampleConfig(image_size=size))
     while examples := list(islice(stream, batch)):
         yield (image_batch(e.current_image for e in examples),
@@ -87,7 +87,8 @@ def value_pairs(env, n: int, size: int, seed: int = 0, config: ExampleConfig | N
 
 def value_spearman(model, env, n: int, size: int, seed: int = 0,
                    config: ExampleConfig | None = None, batch: int = 64) -> float:
-    """Spearman correlation between predicted and true path distance on held-out pairs."""
+    """Spearman correlation between predicted and true distance (``config.value_target``) on
+    held-out pairs."""
     predicted, true = [], []
     device = next(model.parameters()).device
     for cur, tgt, distances in value_pairs(env, n, size, seed, config, batch):

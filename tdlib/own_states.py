@@ -10,6 +10,8 @@ expert iteration): the labels stay the expert's, the states become the learner's
 every program it reaches that does not yet draw its target; :func:`write` stores them as a
 JSON-lines file and :func:`load` reads it back.  ``ExampleConfig.own_states`` names such a file
 and ``ExampleConfig.own_states_share`` the share of examples that start from one of its programs.
+Given an autoregressive model, a share of the roll-outs starts where a search starts: at the
+program that model writes for the target.
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ def collect(decoder, maker, starts: int, steps: int = 4, seed: int = 0, batch: i
     With an autoregressive model's decoder ``ar``, a share ``ar_share`` of the roll-outs starts
     instead where a search starts: at the greedy program ``ar`` writes for the target's
     observation (kept too when it does not draw the target)."""
-    if not 0.0 <= ar_share <= 1.0 or (ar_share > 0 and ar is None):
-        raise ValueError(f"ar_share must be in [0, 1] and needs an AR model, not {ar_share}")
+    if not 0.0 <= ar_share <= 1.0:
+        raise ValueError(f"ar_share must be in [0, 1], not {ar_share}")
+    if ar_share > 0 and ar is None:
+        raise ValueError(f"ar_share {ar_share} needs an AR model's decoder (ar=...)")
     size = decoder.config.image_size
     if ar is not None and ar.config.image_size != size:
         raise ValueError(f"the AR model reads {ar.config.image_size} px images, "

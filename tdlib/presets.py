@@ -77,8 +77,10 @@ _MODEL = {
 POLICY_STRUCTURE = dict(prefix_tokens=16, prefix_norm=True, bidirectional_prompt=True,
                         pointer_positions=True)
 # Footprints (each program part's drawn and visible pixels pooled into its tokens) where the
-# language's renderer gives them: one greedy edit solved 34.0 % of 1,024 held-out one-mutation
-# problems against 29.4 % for the same 25 minutes without (results/tables/recipe_one_step.csv).
+# language's renderer gives them.  Measured on CSG2D: one greedy edit solved 34.0 % of 1,024
+# held-out one-mutation problems against 29.4 % for the same 25 minutes without
+# (results/tables/recipe_one_step.csv); TinySVG's and Rainbow's layout footprints are on by the
+# same rule, not yet by a measurement of their own.
 _POLICY = {"cpu": dict(encoder="nf_micro", d_model=64, encoder_stride=16, **POLICY_STRUCTURE)}
 # The cpu preset's value recipe, chosen at equal CPU time (results/tables/value_recipe_runs.csv): the
 # policy's network shape (so that a value run can start from the policy's encoder and blocks,

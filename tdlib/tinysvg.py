@@ -196,7 +196,7 @@ class TinySVGRenderer:
         shapes: list[tuple] = []
         owners: list[tuple[int, ...]] = []
         self._place(node, 0.0, 0.0, shapes, (), owners, boxes)
-        whole = self._paint(shapes, size).copy()
+        whole = self._paint(shapes, size)
         drawn = {owner: 1.0 - self._paint([_in_black(shape)], size)[:, :, 0]
                  for shape, owner in zip(shapes, owners)}
         order: list[tuple[tuple[int, ...], Node]] = []
@@ -212,7 +212,7 @@ class TinySVGRenderer:
             if path not in drawn:
                 inside = [drawn[path + (i,)] for i, c in enumerate(part.children)
                           if c.alt.rule is part.alt.rule]
-                drawn[path] = inside[0] if len(inside) == 1 else np.maximum(*inside)
+                drawn[path] = inside[0].copy() if len(inside) == 1 else np.maximum(*inside)
         removed, parts = [], []
         for path, _ in order:
             without = self._without(node, path)
@@ -236,7 +236,8 @@ class TinySVGRenderer:
             for i in path[:-1]:
                 parent = parent.children[i]
             if parent.alt is self._arrange:
-                other = parent.children[3 - path[-1]]  # children 1 and 2 are the two parts
+                assert path[-1] in (1, 2), path  # an Arrange's parts are its children 1 and 2
+                other = parent.children[3 - path[-1]]
                 return replace_at(root, path[:-1], other)
             path = path[:-1]  # a Move's content goes with the Move
         return None

@@ -99,10 +99,11 @@ class _DrawsOnly:
                                                       renderer.is_solved)
 
 
-def test_languages_without_footprints_say_so():
-    from tdlib.env import Env, register_env
+def test_languages_without_footprints_say_so(monkeypatch):
+    from tdlib import env as languages
     csg = tdlib.make_env("csg2d")
-    register_env("plain-csg", lambda: Env("plain-csg", csg.grammar, _DrawsOnly(csg.renderer)))
+    monkeypatch.setitem(languages._FACTORIES, "plain-csg",
+                        lambda: languages.Env("plain-csg", csg.grammar, _DrawsOnly(csg.renderer)))
     plain = tdlib.make_env("plain-csg")
     assert not plain.has_footprints
     with pytest.raises(NotImplementedError, match="plain-csg"):
@@ -131,7 +132,9 @@ def _inked_alone(env, tree, keep):
 def test_layout_footprints_draw_each_shape_where_the_layout_puts_it(name):
     """TinySVG and Rainbow, brute force through the grammar: a primitive's drawn pixels are the
     render of the program with only that shape inked; a part's are the union of its shapes'; the
-    root's visible pixels are all the ink on the canvas."""
+    root's visible pixels are all the ink on the canvas, and any other part's are what changes when
+    the grammar removes it (its Arrange replaced by the other part, a Move's content with the
+    Move)."""
     env = tdlib.make_env(name)
     r = random.Random(4)
     for _ in range(20):
@@ -143,6 +146,16 @@ def test_layout_footprints_draw_each_shape_where_the_layout_puts_it(name):
         np.testing.assert_allclose(parts[0][2], np.abs(whole - 1).max(-1), atol=1e-6)
         shapes = {}
         for path, drawn, visible in parts:
+            if path:
+                cut = path
+                while cut and tree.at(cut[:-1]).alt.name == "move":
+                    cut = cut[:-1]
+                if cut:  # a part of an Arrange: the Arrange becomes its other part
+                    other = tree.at(cut[:-1]).children[3 - cut[-1]]
+                    rest = env.render(tree.replace(cut[:-1], other), SIZE)
+                else:  # nothing but Moves above: nothing is left
+                    rest = np.ones_like(whole)
+                np.testing.assert_allclose(visible, np.abs(whole - rest).max(-1), atol=1e-6)
             assert 0 <= drawn.min() and drawn.max() <= 1 and 0 <= visible.min() <= visible.max() <= 1
             if tree.at(path).alt.name in ("rect", "ellipse"):
                 alone = env.render(_inked_alone(env, tree, path), SIZE)

@@ -31,8 +31,10 @@ def main(argv=None) -> int:
     parser.add_argument("--ar-share", type=float, default=0.0,
                         help="share of roll-outs that start at the AR model's greedy program (0)")
     args = parser.parse_args(argv)
-    if args.ar_share and not args.ar:
-        parser.error("--ar-share needs --ar (an autoregressive model checkpoint)")
+    if not 0.0 <= args.ar_share <= 1.0:
+        parser.error(f"--ar-share must be in [0, 1], not {args.ar_share}")
+    if bool(args.ar_share) != bool(args.ar):
+        parser.error("--ar and --ar-share go together (an AR checkpoint and the share it starts)")
     policy, record = load_model(args.policy, kind="policy")
     env = make_env(policy.config.env)
     examples = ExampleConfig(**{**record.get("examples", {}), "own_states": "",

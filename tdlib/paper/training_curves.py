@@ -62,7 +62,7 @@ def plot_training_curves(runs: Mapping[str, Path], records: Mapping[str, dict]) 
         for name in names:
             folder, record = Path(runs[name]), records[name]
             log = pd.read_csv(folder / "train_log.csv")
-            offset = checkpoint.trained_further_from(record).get("step") or 0
+            offset = checkpoint.trained_before(record)["step"]
             window = max(1, len(log) // 50)
             line, = ax_loss.plot(log["step"] + offset,
                                  log["loss"].rolling(window, min_periods=1).mean(), lw=1.2, label=name)

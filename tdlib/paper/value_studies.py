@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 
@@ -32,7 +33,7 @@ def invisible_pairs(env, n: int, size: int, seed: int = 0,
     identical ones one constant (the best one): a ceiling no network reading only the two
     images can pass."""
     identical, true = [], []
-    for cur, tgt, distances in value_pairs(env, n, size, seed, config):
+    for cur, tgt, distances in value_pairs(env, n, size, seed, _path_distance(config, size)):
         identical.extend((cur == tgt).flatten(1).all(1).tolist())
         true.extend(distances)
     identical, true = np.array(identical, bool), np.array(true, float)
@@ -52,7 +53,7 @@ def visible_edits(env, n: int, size: int, seed: int = 0,
     that are visible and the Spearman correlation with the true distance of a predictor that knows
     exactly how many visible edits are left, a reference for what an image-only value network can
     reach (not a strict bound: what a picture shows can hint at edits it does not show)."""
-    config = config or ExampleConfig(image_size=size)
+    config = _path_distance(config, size)
     if config.mode != "path":
         raise ValueError("visible_edits needs path-mode pairs (their distance is a path's length)")
     distances, visible, same_length = [], [], []
@@ -94,7 +95,7 @@ def differing_shapes(env, n: int, size: int, seed: int = 0,
     and the share of one-edit pairs in which more than one placed shape differs (one edit of a size
     moves every shape laid out after it).  A perfect shape counter does no better than these."""
     distances, placed, unplaced = [], [], []
-    for example in value_examples(env, n, seed, config or ExampleConfig(image_size=size)):
+    for example in value_examples(env, n, seed, _path_distance(config, size)):
         moved, changed = shape_difference(env, example.current, example.target)
         distances.append(example.distance)
         placed.append(moved)
@@ -123,3 +124,9 @@ def identical_pairs_ceiling(distances, identical) -> float:
                                  [values[0] - 1, values[-1] + 1]])
     scores = [spearman(np.where(identical, c, distances), distances) for c in candidates]
     return float(np.nanmax(scores))  # nan: a constant prediction, which ranks nothing
+
+
+def _path_distance(config: ExampleConfig | None, size: int) -> ExampleConfig:
+    """The studies' pairs, whatever a value network was trained on: distances along the whole path
+    (these studies count the visible edits themselves)."""
+    return replace(config or ExampleConfig(image_size=size), value_target="path")
