@@ -170,10 +170,10 @@ class ExampleMaker:
                 if i is None:
                     continue
             current, edit, distance = steps[i].tree, steps[i].edit, len(steps) - i
-            if cfg.value_target == "visible":
-                later = [s.tree for s in steps[i + 1:]] + [target]
-                distance = sum(not self._looks_the_same(step.tree, after)
-                               for step, after in zip(steps[i:], later))
+            if cfg.value_target == "visible":  # each program of the rest rendered once
+                renders = [self.env.render(tree, cfg.image_size)
+                           for tree in [s.tree for s in steps[i:]] + [target]]
+                distance = sum(not unchanged(a, b) for a, b in zip(renders, renders[1:]))
             break
         if render:
             current_image = self.env.render(current, cfg.image_size)

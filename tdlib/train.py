@@ -21,7 +21,7 @@ import torch.distributed as dist
 from tdlib import checkpoint
 from tdlib.arguments import device, non_negative_int, positive_float, positive_int
 from tdlib.examples import ExampleConfig
-from tdlib.model_config import ModelConfig
+from tdlib.model_config import KINDS, ModelConfig
 from tdlib.presets import ABLATIONS, PRESETS, TrainConfig, apply_overrides, preset
 from tdlib.tasks import make_task
 from tdlib.trainer import Trainer
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  torchrun --nproc_per_node 2 -m tdlib.train --env csg2d --preset smoke --out runs/ddp",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="csg2d", help="language (tdlib envs lists them)")
-    parser.add_argument("--model", default="policy", choices=("policy", "value", "ar", "repl"),
+    parser.add_argument("--model", default="policy", choices=KINDS,
                         help="policy (tree diffusion), value (edit distance), ar (the CSGNet "
                              "baseline), repl (REPL Flow); default policy")
     parser.add_argument("--preset", default="cpu", choices=PRESETS,
