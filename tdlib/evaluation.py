@@ -19,7 +19,7 @@ import fcntl
 import hashlib
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from tqdm import tqdm
@@ -171,6 +171,9 @@ def _check_settings(out: Path, testset, config: SearchConfig, models: Models, en
         for key in ("models", "testset_sha256"):  # a settings file without them resumes
             if theirs is not None and key not in theirs:
                 theirs[key] = mine[key]
+        for field in fields(SearchConfig):  # as does one from before a setting existed
+            if theirs is not None and field.name not in theirs:
+                theirs[field.name] = field.default
         if theirs is not None and isinstance(theirs.get("models"), dict):
             for kind, version in theirs["models"].items():  # nor the weights' hash
                 if isinstance(version, dict) and "weights_sha256" not in version:
@@ -214,7 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="sampling temperature of the policy's and AR model's tokens; "
                              "0: greedy (td-search only) (1.0)")
     parser.add_argument("--starts", type=positive_int, default=1,
-                        help="AR programs to start from (1)")
+                        help="AR programs to start from: the greedy one, then samples (1)")
+    parser.add_argument("--start-temperature", type=float, default=1.0, dest="start_temperature",
+                        help="the AR model's temperature for the sampled starts (1.0; the "
+                             "public code samples 64 starts at 0.1)")
     parser.add_argument("--chains", type=positive_int, default=32,
                         help="td-rollout: parallel chains (32)")
     parser.add_argument("--max-steps", type=positive_int, default=100, dest="max_steps",
@@ -233,8 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        config = SearchConfig(args.method, args.budget, args.seed, args.score, args.beam, args.k,
-                              args.temperature, args.starts, args.chains, args.max_steps)
+        config = SearchConfig(**{f.name: getattr(args, f.name) for f in fields(SearchConfig)})
         header, _ = testsets.load(args.testset)
         env = make_env(header["spec"]["env"])
         if args.env and args.env != env.name:

@@ -43,6 +43,9 @@ class SearchConfig:
     k: int = 3  # edits proposed per kept program
     temperature: float = 1.0  # for proposed edits and sampled programs
     starts: int = 1  # AR programs the search starts from (1: the greedy one, as the paper)
+    # the AR model's temperature for the starts after the greedy one (the public code samples
+    # its 64 starts at 0.1)
+    start_temperature: float = 1.0
     chains: int = 32  # td-rollout
     max_steps: int = 100  # td-rollout
 
@@ -60,6 +63,8 @@ class SearchConfig:
             raise ValueError(f"{self.method} samples: it needs a temperature above 0")
         if self.temperature < 0:
             raise ValueError(f"the temperature must be >= 0, not {self.temperature}")
+        if self.start_temperature <= 0:
+            raise ValueError(f"the start temperature must be above 0, not {self.start_temperature}")
 
 
 def default_model_folder(env_name: str, kind: str) -> Path:
@@ -134,7 +139,7 @@ def run_search(env, expansions: search.Expansions, observe, models: Models,
     if method == "ar":
         return search.rejection(expansions, ar, target, temperature=config.temperature,
                                 seed=seed)
-    starts = ar_starts(env, ar, target, config.starts, seed)
+    starts = ar_starts(env, ar, target, config.starts, seed, config.start_temperature)
     renders = search.Renders(env)  # the score's renders of kept programs serve the policy
     if method == "random-search":
         propose = search.RandomEdits(env, seed)
@@ -149,12 +154,13 @@ def run_search(env, expansions: search.Expansions, observe, models: Models,
                               config.beam, config.k)
 
 
-def ar_starts(env, ar, target: torch.Tensor, n: int, seed: int) -> list:
-    """The greedy AR program, then (for ``n > 1``) distinct programs sampled at T = 1."""
+def ar_starts(env, ar, target: torch.Tensor, n: int, seed: int, temperature: float = 1.0) -> list:
+    """The greedy AR program, then (for ``n > 1``) ``n - 1`` programs sampled at
+    ``temperature`` (a program drawn twice is checked once: it costs one expansion)."""
     programs = [SyntaxTree(ar.programs(target)[0][0], env.grammar)]
     if n > 1:
         generator = torch.Generator().manual_seed(seed)
-        for node, _ in ar.programs(target, 1.0, generator, samples=n - 1):
+        for node, _ in ar.programs(target, temperature, generator, samples=n - 1):
             programs.append(SyntaxTree(node, env.grammar))
     return programs
 

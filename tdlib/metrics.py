@@ -100,15 +100,25 @@ def value_spearman(model, env, n: int, size: int, seed: int = 0,
 
 def value_spearmans(model, env, n: int, size: int, seed: int = 0,
                     config: ExampleConfig | None = None) -> dict:
-    """``spearman`` against the whole path distance, whatever the network was trained on (so that
-    value networks compare), and ``spearman_visible`` against the visible edits left too for a
-    network trained on those (``value_target="visible"``)."""
+    """``spearman`` against the whole path distance and ``spearman_visible`` against the visible
+    edits left on it, whatever the network was trained on, so that networks of either
+    ``value_target`` compare on both."""
     config = config or ExampleConfig(image_size=size)
-    found = {"spearman": value_spearman(model, env, n, size, seed,
-                                        replace(config, value_target="path"))}
-    if config.value_target != "path":
-        found[f"spearman_{config.value_target}"] = value_spearman(model, env, n, size, seed, config)
-    return found
+    return {f"spearman{suffix}": value_spearman(model, env, n, size, seed,
+                                                replace(config, value_target=target))
+            for suffix, target in _TARGET_COLUMNS}
+
+
+def pixel_spearmans(env, n: int, size: int, seed: int = 0,
+                    config: ExampleConfig | None = None) -> dict:
+    """:func:`pixel_spearman` against both distances (columns as :func:`value_spearmans`)."""
+    config = config or ExampleConfig(image_size=size)
+    return {f"pixel_spearman{suffix}": pixel_spearman(env, n, size, seed,
+                                                      replace(config, value_target=target))
+            for suffix, target in _TARGET_COLUMNS}
+
+
+_TARGET_COLUMNS = (("", "path"), ("_visible", "visible"))
 
 
 def pixel_spearman(env, n: int, size: int, seed: int = 0,

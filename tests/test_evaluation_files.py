@@ -3,6 +3,7 @@
 import csv
 import fcntl
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -77,6 +78,21 @@ def test_committed_settings_without_a_test_set_hash_still_resume(tmp_path):
     settings = out.with_suffix(".csv.json")
     record = json.loads(settings.read_text())
     del record["testset_sha256"]  # as files written before the hash was recorded
+    settings.write_text(json.dumps(record))
+    evaluate_testset(HARD, CONFIG, out, limit=2, resume=True, progress=False)
+    assert len(rows(out)) == 2
+
+
+def test_settings_from_before_a_search_setting_existed_resume_at_its_default_only(tmp_path):
+    out = tmp_path / "old.csv"
+    evaluate_testset(HARD, CONFIG, out, limit=1, progress=False)
+    settings = out.with_suffix(".csv.json")
+    record = json.loads(settings.read_text())
+    del record["start_temperature"]  # as files written before the setting existed
+    settings.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="differs in start_temperature"):
+        evaluate_testset(HARD, replace(CONFIG, start_temperature=0.1), out, limit=2, resume=True,
+                         progress=False)
     settings.write_text(json.dumps(record))
     evaluate_testset(HARD, CONFIG, out, limit=2, resume=True, progress=False)
     assert len(rows(out)) == 2

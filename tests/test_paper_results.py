@@ -255,3 +255,20 @@ def test_doubling_fit_refuses_what_no_line_fits():
         doubling_fit([1e6, 1e6], [0.1, 0.2])
     with pytest.raises(ValueError, match="one length"):
         doubling_fit([1e6, 2e6, 4e6], [0.1, 0.2])
+
+
+def test_a_plan_run_in_a_worker_and_in_process_writes_the_same_settings(tmp_path):
+    """``Run.evaluate_args`` (the worker's command) and ``Run.run`` (a notebook's process)
+    make one search: the settings file of each names the same starts and start temperature."""
+    from tdlib.evaluation import main as evaluate_main
+    from tdlib.paper.plans import Run
+    run = Run("csg2d_hard", "random-search", "pixel", starts=3, start_temperature=0.5)
+    assert "starts3t0.5" in run.output(tmp_path, 4, 0).name
+    in_process = run.run(4, 0, tmp_path / "a", limit=1, progress=False)
+    assert evaluate_main(run.evaluate_args(4, 0, tmp_path / "b", limit=1)) == 0
+    settings = [json.loads(Path(f"{folder / in_process.name}.json").read_text())
+                for folder in (tmp_path / "a", tmp_path / "b")]
+    for record in settings:
+        record.pop("models")
+    assert settings[0] == settings[1]
+    assert (settings[0]["starts"], settings[0]["start_temperature"]) == (3, 0.5)

@@ -286,3 +286,27 @@ def test_a_run_read_at_a_smaller_budget_is_the_run_at_that_budget(method, score)
             checked[budget] = list(expansions.parents)  # in the order they were checked
         assert len(checked[7]) == 7 or solved[7] or method == "ar"  # AR: also its round cap
         assert checked[7] == checked[60][:len(checked[7])]
+
+
+def test_starts_sampled_near_zero_temperature_are_the_greedy_program_and_at_one_spread():
+    """``start_temperature`` reaches the AR model's sampling: at T -> 0 every sampled start is
+    the greedy program, so the starts collapse to one; at T = 1 an untrained model spreads."""
+    from tdlib.decode import Decoder
+    from tdlib.methods import ar_starts
+    from tdlib.model import build_model
+    from tdlib.presets import preset
+    from tdlib.tokens import Tokenizer
+    env = tdlib.make_env("csg2d")
+    config, _, _ = preset("smoke", "ar", "csg2d")
+    torch.manual_seed(3)
+    ar = Decoder(build_model(config).eval(), Tokenizer(env.grammar, config.max_positions))
+    target = program_images(env, [env.sample(random.Random(4), 2, 6)], config.image_size)
+    cold = ar_starts(env, ar, target, 8, seed=1, temperature=1e-4)
+    assert {str(t) for t in cold} == {str(cold[0])}
+    warm = ar_starts(env, ar, target, 8, seed=1, temperature=1.0)
+    assert str(warm[0]) == str(cold[0]) and len({str(t) for t in warm}) > 1
+
+
+def test_a_start_temperature_of_zero_is_refused():
+    with pytest.raises(ValueError, match="start temperature"):
+        SearchConfig("td-search", starts=4, start_temperature=0.0)

@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from tdlib.checkpoint import read_record, trained_before
-from tdlib.metrics import image_reliance, pixel_spearman, value_spearmans
+from tdlib.metrics import image_reliance, pixel_spearmans, value_spearmans
 from tdlib.presets import apply_overrides, preset
 from tdlib.tasks import make_task
 from tdlib.trainer import Trainer
@@ -89,10 +89,9 @@ def record_value_run(name, folder, trainer, task, overrides, pairs: int = 1024) 
            "pairs": pairs,
            **{metric: round(value, 4) for metric, value in
               value_spearmans(trainer.model, task.env, pairs, size, 0, config).items()},
-           "pixel_spearman": round(pixel_spearman(task.env, pairs, size, 0,
-                                                  replace(config, value_target="path")), 4),
+           **{metric: round(value, 4) for metric, value in
+              pixel_spearmans(task.env, pairs, size, 0, config).items()},
            "overrides": overrides}
-    row.setdefault("spearman_visible", "")
     print(row)
     record_run(row, VALUE_RUNS_TABLE)
 

@@ -23,30 +23,45 @@ from tdlib.testsets import load
 
 
 def output_name(folder: str | Path, testset: str, method: str, score: str, budget: int,
-                seed: int, policy: str = "") -> Path:
-    """``<folder>/<testset>[_<arm>]_<method>[-<score>]_b<budget>_s<seed>.csv`` (an arm for a
-    policy other than the shipped one)."""
+                seed: int, policy: str = "", starts: str = "") -> Path:
+    """``<folder>/<testset>[_<arm>]_<method>[-<score>][_<starts>]_b<budget>_s<seed>.csv`` (an
+    arm for a policy other than the shipped one, ``starts`` for other AR starts than the
+    greedy program alone)."""
     label = f"{method}-{score}" if method in SCORED_METHODS else method
     arm = f"_{arm_of(policy)}" if policy else ""
-    return Path(folder) / f"{testset}{arm}_{label}_b{budget}_s{seed}.csv"
+    starts = f"_{starts}" if starts else ""
+    return Path(folder) / f"{testset}{arm}_{label}{starts}_b{budget}_s{seed}.csv"
 
 
 @dataclass(frozen=True)
 class Run:
     """One evaluation of a plan: ``method`` on ``results/testsets/<testset>.jsonl``, its beam
     ranked by ``score``, with the policy checkpoint ``results/checkpoints/<policy>`` ("": the
-    shipped one of the language)."""
+    shipped one of the language), started from the AR model's greedy program and ``starts - 1``
+    programs it samples at ``start_temperature``."""
 
     testset: str
     method: str
     score: str
     policy: str = ""
+    starts: int = 1
+    start_temperature: float = 1.0
+
+    @property
+    def starts_name(self) -> str:
+        """``starts64t0.1`` for other starts than the greedy program alone, else blank."""
+        return f"starts{self.starts}t{self.start_temperature:g}" if self.starts > 1 else ""
+
+    @property
+    def config_changes(self) -> dict:
+        return dict(starts=self.starts, start_temperature=self.start_temperature)
 
     @property
     def label(self) -> str:
         """``td-search-value``, ``ar``, ``full:td-rollout``: the run as ``--queue`` names it
         (with the arm first for a run of another policy than the shipped one)."""
         name = f"{self.method}-{self.score}" if self.method in SCORED_METHODS else self.method
+        name += f"+{self.starts_name}" if self.starts_name else ""
         return f"{arm_of(self.policy)}:{name}" if self.policy else name
 
     @property
@@ -60,7 +75,7 @@ class Run:
 
     def output(self, folder: str | Path, budget: int, seed: int) -> Path:
         return output_name(folder, self.testset, self.method, self.score, budget, seed,
-                           self.policy)
+                           self.policy, self.starts_name)
 
     def evaluate_args(self, budget: int, seed: int, folder: str | Path,
                       limit: int | None = None) -> list[str]:
@@ -71,6 +86,9 @@ class Run:
                 "-o", str(self.output(folder, budget, seed)), "--resume", "--no-progress"]
         if self.policy:
             args += ["--policy", str(self.policy_folder)]
+        if self.starts > 1:
+            args += ["--starts", str(self.starts),
+                     "--start-temperature", str(self.start_temperature)]
         return args + (["--limit", str(limit)] if limit is not None else [])
 
     def run(self, budget: int, seed: int, folder: str | Path, limit: int | None = None,
@@ -81,8 +99,8 @@ class Run:
             env = make_env(load(self.testset_file)[0]["spec"]["env"])
             models = Models(env, {"policy": self.policy_folder})
         out = self.output(folder, budget, seed)
-        evaluate_testset(self.testset_file, SearchConfig(self.method, budget, seed, self.score),
-                         out, models, limit=limit, resume=True, progress=progress)
+        config = SearchConfig(self.method, budget, seed, self.score, **self.config_changes)
+        evaluate_testset(self.testset_file, config, out, models, limit=limit, resume=True, progress=progress)
         return out
 
 
@@ -94,8 +112,10 @@ def _runs(testset: str, methods: Sequence[str], score: str = "value") -> list[Ru
 PLANS: dict[str, list[Run]] = {
     "csg2d": _runs("csg2d", ("td-search", "ar", "random-search", "repl", "td-rollout"))
              + [Run("csg2d", "td-search", score) for score in ("logprob", "pixel")],
+    # the hard set also as the public code starts its search: 64 AR programs sampled at T = 0.1
     "csg2d_hard": _runs("csg2d_hard", ("td-search", "ar", "random-search", "repl",
-                                       "td-rollout")),
+                                       "td-rollout"))
+                  + [Run("csg2d_hard", "td-search", "value", starts=64, start_temperature=0.1)],
     "tinysvg": _runs("tinysvg", ("td-search", "ar", "td-rollout")),
     "csg2d_sketch": _runs("csg2d_sketch", ("td-search", "ar")),
     # Figure 5: roll-outs of every arm first (Figure 5b reads them), then TD search for the four
