@@ -13,7 +13,9 @@ networks (the search loop is Python-bound between small forward passes).
 
 A ``--queue`` entry is ``plan/seeds[/labels]``: seeds comma-separated, labels (``td-search-value``,
 ``ar``, ``random-search-value``, ``repl``, ``td-rollout``, ...; ``full:td-rollout`` for an arm of
-the Rainbow plan) the runs of the plan to keep.
+the Rainbow plan) the runs of the plan to keep.  ``--candidate policy=FOLDER`` evaluates a
+candidate network instead of the shipped one, into a staging ``--output-dir`` that
+``tools/ship_candidate.py`` ships together with the network.
 """
 
 from __future__ import annotations
@@ -25,16 +27,21 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tdlib.methods import SearchConfig, models_used
 from tdlib.paper.plans import PLANS
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT / "results" / "eval"
 
 
-def command(plan_run, budget, seed, limit=None, folder=EVAL) -> list[str]:
-    """The worker process of one run of a plan: ``tdlib evaluate`` with the run's arguments."""
+def command(plan_run, budget, seed, limit=None, folder=EVAL, candidates=None) -> list[str]:
+    """The worker process of one run of a plan: ``tdlib evaluate`` with the run's arguments,
+    and ``--<kind> <folder>`` for each candidate network (kind -> folder) the run reads."""
+    reads = models_used(SearchConfig(plan_run.method, score=plan_run.score))
+    chosen = [arg for kind, folder in (candidates or {}).items() if kind in reads
+              for arg in (f"--{kind}", str(folder))]
     return [sys.executable, "-m", "tdlib.evaluation",
-            *plan_run.evaluate_args(budget, seed, folder, limit)]
+            *plan_run.evaluate_args(budget, seed, folder, limit), *chosen]
 
 
 def run_job(cmd: list[str]) -> int:
@@ -57,8 +64,24 @@ def main(argv=None) -> int:
                         help="where the CSV files go (default: results/eval)")
     parser.add_argument("--queue", nargs="+", metavar="PLAN/SEEDS[/LABELS]",
                         help="run these, in order, instead of --plan and --seeds")
+    parser.add_argument("--candidate", nargs="+", default=[], metavar="KIND=FOLDER",
+                        help="evaluate this checkpoint instead of the shipped network of its "
+                             "kind (policy, value, ar, repl) in every run that reads one; the "
+                             "files go to a staging --output-dir (tools/ship_candidate.py)")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
+    candidates = {}
+    for item in args.candidate:
+        kind, _, folder = item.partition("=")
+        if kind not in ("policy", "value", "ar", "repl") or not folder:
+            parser.error(f"--candidate {item!r} is not KIND=FOLDER with KIND policy, value, ar "
+                         "or repl")
+        if not (ROOT / folder / "model.json").exists():
+            parser.error(f"--candidate {item!r}: {folder} holds no checkpoint")
+        candidates[kind] = folder
+    if candidates and args.output_dir.resolve() == EVAL.resolve():
+        parser.error("candidates are evaluated into a staging --output-dir, not results/eval: "
+                     "its files must read the shipped networks")
     args.output_dir = args.output_dir.resolve()  # the workers run from the project root
     # seed-major order: every method's first seed is done before any second seed begins
     queue = args.queue or [f"{plan}/{','.join(map(str, args.seeds))}" for plan in args.plan]
@@ -76,7 +99,10 @@ def main(argv=None) -> int:
         if wanted - known:
             parser.error(f"{entry!r}: no run {', '.join(sorted(wanted - known))} in plan {plan}; "
                          f"its runs: {', '.join(sorted(known))}")
-        jobs += [command(plan_run, args.budget, seed, args.limit, args.output_dir)
+        if candidates and any(plan_run.policy for plan_run in PLANS[plan]
+                              if plan_run.label in wanted):
+            parser.error(f"{entry!r}: runs of an arm name their own policy; no --candidate")
+        jobs += [command(plan_run, args.budget, seed, args.limit, args.output_dir, candidates)
                  for seed in seed_list for plan_run in PLANS[plan] if plan_run.label in wanted]
     if args.dry_run:
         print("\n".join(" ".join(c) for c in jobs))
