@@ -58,7 +58,7 @@ def test_final_programs_are_checked_against_their_own_targets():
     testset = project_root() / "results" / "testsets" / "csg2d_hard.jsonl"
     problems = [json.loads(line) for line in testset.read_text().splitlines()[1:4]]
     runs = pd.DataFrame([{"testset": "csg2d_hard", "method": "td-search", "score": "value",
-                          "variant": "", "policy": "", "seed": 0, "budget": 10, "file": "f.csv",
+                          "variant": "", "policy": "", "value": "", "seed": 0, "budget": 10, "file": "f.csv",
                           "index": p["index"], "solved": False, "best_program": program}
                          for p, program in zip(problems, [problems[0]["program"],
                                                           problems[0]["program"], ""])])

@@ -272,3 +272,20 @@ def test_a_plan_run_in_a_worker_and_in_process_writes_the_same_settings(tmp_path
         record.pop("models")
     assert settings[0] == settings[1]
     assert (settings[0]["starts"], settings[0]["start_temperature"]) == (3, 0.5)
+
+
+def test_runs_of_another_value_network_are_kept_apart_and_out_of_figure_4(tmp_path, rng):
+    shipped = write_run(tmp_path, "csg2d", "td-search", "value", 0, 100, [5, None, 7])
+    (tmp_path / "x").mkdir()
+    other = write_run(tmp_path / "x", "csg2d", "td-search", "value", 0, 100, [None, None, 7])
+    settings = json.loads(other.with_suffix(".csv.json").read_text())
+    settings["checkpoints"] = {"value": "results/training/another_value"}
+    moved = tmp_path / "other.csv"
+    other.replace(moved)
+    moved.with_suffix(".csv.json").write_text(json.dumps(settings))
+    runs, left_out = select_runs(load_runs(tmp_path))
+    assert not left_out and runs["file"].nunique() == 2
+    assert set(runs["value"]) == {"", "another_value"}
+    table = solved_table(runs, budgets=(100,))
+    assert table["solved_mean"].tolist() == [pytest.approx(2 / 3)]  # the shipped run alone
+    assert shipped.name in set(runs["file"])

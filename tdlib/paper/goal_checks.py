@@ -66,7 +66,7 @@ def summarise_checks(per_run: pd.DataFrame) -> pd.DataFrame:
     if per_run.empty:
         return per_run
     keys = ["testset", "method", "score", "variant", "budget"]
-    return (per_run[per_run["policy"] == ""]
+    return (per_run[(per_run["policy"] == "") & (per_run["value"] == "")]
             .groupby(keys, sort=True)
             .agg(seeds=("seed", "nunique"), problems=("problems", "first"),
                  paper_check_mean=("solved_paper_check", "mean"),

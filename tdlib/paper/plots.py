@@ -48,7 +48,7 @@ def plot_solved(ax, runs: pd.DataFrame, testset: str, methods: Sequence[tuple] |
     per ``(method, score)`` of ``testset`` (default: all that were run on it; runs at the
     paper's settings only).  Pass :func:`select_runs`' runs."""
     runs = runs[(runs["testset"] == testset) & (runs["variant"] == "")
-                & (runs["policy"] == "")]
+                & (runs["policy"] == "") & (runs["value"] == "")]
     budget = budget or int(runs["budget"].max())
     curves = solved_within(runs, _expansion_grid(budget, points))
     pairs = methods or sorted(set(zip(curves["method"], curves["score"])))

@@ -17,7 +17,8 @@ import pandas as pd
 
 from tdlib.methods import SearchConfig
 
-RUN_KEYS = ("testset", "method", "score", "variant", "policy", "seed", "budget")
+# policy and value: the folder name of a checkpoint other than the shipped one ("": shipped)
+RUN_KEYS = ("testset", "method", "score", "variant", "policy", "value", "seed", "budget")
 # the methods whose ranking of the beam is a setting (for the others the score is unused)
 SCORED_METHODS = ("td-search", "random-search")
 METHOD_LABELS = {
@@ -77,7 +78,8 @@ def load_runs(folder: str | Path) -> pd.DataFrame:
         rows["method"] = settings["method"]
         rows["score"] = settings["score"] if settings["method"] in SCORED_METHODS else ""
         rows["variant"] = run_variant(settings)
-        rows["policy"] = Path(settings.get("checkpoints", {}).get("policy", "")).name
+        for kind in ("policy", "value"):
+            rows[kind] = Path(settings.get("checkpoints", {}).get(kind, "")).name
         rows["seed"] = int(settings["seed"])
         rows["budget"] = int(settings["budget"])
         rows["file"] = path.name
@@ -91,10 +93,10 @@ def load_runs(folder: str | Path) -> pd.DataFrame:
 
 
 def select_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """The runs a figure compares: for each (test set, method, score, variant, seed) the file of
-    the largest budget, and only complete runs (as many problems as the most complete run of
-    its test set), so every curve counts the same problems.  Returns them and a line for each
-    file left out, saying why."""
+    """The runs a figure compares: for each (test set, method, score, variant, checkpoints, seed)
+    the file of the largest budget, and only complete runs (as many problems as the most
+    complete run of its test set), so every curve counts the same problems.  Returns them and a
+    line for each file left out, saying why."""
     if runs.empty:
         return runs, []
     files = runs.groupby("file").agg(**{k: (k, "first") for k in RUN_KEYS},
@@ -104,7 +106,7 @@ def select_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
                 zip(files.index, files["problems"], full) if n < m]
     files = files[files["problems"] == full]
     best = files.sort_values("budget").groupby(
-        ["testset", "method", "score", "variant", "policy", "seed"]).tail(1).index
+        [k for k in RUN_KEYS if k != "budget"]).tail(1).index
     left_out += [f"{f}: a run of the same settings at a larger budget is used"
                  for f in files.index if f not in set(best)]
     return runs[runs["file"].isin(set(best))].reset_index(drop=True), left_out

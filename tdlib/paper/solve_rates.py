@@ -38,7 +38,7 @@ def solved_table(runs: pd.DataFrame, budgets: Sequence[int] = (10, 100, 1000, 50
     solved_std`` (the sample standard deviation over seeds; NaN for one seed); budgets no run
     reached are left out; runs of other policies than the shipped one (Figure 5's arms) too.
     Pass :func:`select_runs`' runs: one run per seed."""
-    curves = solved_within(runs[runs["policy"] == ""], budgets)
+    curves = solved_within(runs[(runs["policy"] == "") & (runs["value"] == "")], budgets)
     if curves.empty:
         return pd.DataFrame(columns=["env", "testset", "method", "score", "variant", "seeds",
                                      "budget", "problems", "solved_mean", "solved_std"])
