@@ -21,7 +21,8 @@ from tdlib.paper.curve_fits import doubling_fit, examples_to_reach
 from tdlib.paper.plans import PLANS, output_name
 from tdlib.paper.plots import plot_arms, plot_solved
 from tdlib.paper.runs import best_programs, load_runs, select_runs
-from tdlib.paper.solve_rates import ablation_table, difference_se, solved_table, solved_within
+from tdlib.paper.solve_rates import (ablation_table, configuration_table, difference_se,
+                                      solved_table, solved_within)
 from tdlib.presets import shipped_folder
 from tdlib.tokens import Tokenizer
 
@@ -289,3 +290,31 @@ def test_runs_of_another_value_network_are_kept_apart_and_out_of_figure_4(tmp_pa
     table = solved_table(runs, budgets=(100,))
     assert table["solved_mean"].tolist() == [pytest.approx(2 / 3)]  # the shipped run alone
     assert shipped.name in set(runs["file"])
+
+
+def test_the_configuration_table_keeps_candidate_networks_apart_against_brute_force(tmp_path,
+                                                                                    rng):
+    truth = {}
+    for seed in range(2):
+        for value in ("", "cand"):
+            e = random_expansions(rng, 12, 300)
+            (tmp_path / value).mkdir(exist_ok=True)
+            path = write_run(tmp_path / value, "csg2d_hard", "td-search", "value", seed, 300, e)
+            settings = json.loads(path.with_suffix(".csv.json").read_text())
+            if value:
+                settings["checkpoints"] = {"value": f"results/training/{value}"}
+            moved = tmp_path / "all" / f"{value}_{path.name}"
+            moved.parent.mkdir(exist_ok=True)
+            path.replace(moved)
+            moved.with_suffix(".csv.json").write_text(json.dumps(settings))
+            truth[(value, seed)] = e
+    runs, _ = select_runs(load_runs(tmp_path / "all"))
+    table = configuration_table(runs, (100, 300))
+    for value in ("", "cand"):
+        for budget in (100, 300):
+            rates = [np.mean([x is not None and x <= budget for x in truth[(value, s)]])
+                     for s in range(2)]
+            row = table[(table["value"] == value) & (table["budget"] == budget)].iloc[0]
+            assert row["solved_mean"] == pytest.approx(np.mean(rates))
+            assert row["solved_std"] == pytest.approx(np.std(rates, ddof=1))
+            assert (row["seeds"], row["problems"]) == (2, 12)

@@ -91,6 +91,22 @@ def ablation_table(runs: pd.DataFrame, budgets: Sequence[int] = (10, 100, 1000),
         "arm", key=lambda a: a.map(order), kind="stable").reset_index(drop=True)
 
 
+def configuration_table(runs: pd.DataFrame, budgets: Sequence[int]) -> pd.DataFrame:
+    """Solve rates over seeds for every configuration of the runs (method, score, variant and the
+    checkpoints read), shipped or not: ``testset,method,score,variant,policy,value,seeds,budget,
+    problems,solved_mean,solved_std``.  For comparisons of candidate networks, which Figure 4's
+    table leaves out.  Pass :func:`select_runs`' runs."""
+    keys = ["testset", "method", "score", "variant", "policy", "value"]
+    columns = [*keys, "seeds", "budget", "problems", "solved_mean", "solved_std"]
+    curves = solved_within(runs, budgets)
+    rows = []
+    for values, group in curves.groupby([*keys, "at"], sort=True):
+        stats = _over_seeds(group, " ".join(map(str, values)))
+        if stats:
+            rows.append({**dict(zip(keys, values[:-1])), "budget": int(values[-1]), **stats})
+    return pd.DataFrame(rows, columns=columns)
+
+
 def difference_se(a, b) -> float:
     """The binomial standard error of the difference of two solve rates, each a table row with
     ``solved_mean``, ``problems`` and ``seeds`` (every problem of every seed one trial).  One seed
