@@ -66,3 +66,12 @@ def test_final_programs_are_checked_against_their_own_targets():
     assert list(checks.columns[:len(RUN_KEYS)]) == list(RUN_KEYS)
     assert checks["passes_public_code_check"].iloc[0] == 1 / 3   # only its own program passes
     assert checks["solved_paper_check"].iloc[0] == 0.0
+
+
+def test_on_a_picture_that_is_mostly_ink_the_public_code_check_is_the_stricter():
+    env = tdlib.make_env("csg2d")
+    target = square(128, 4, 4, 120)              # 14,400 of 16,384 pixels
+    image = square(128, 4, 4, 120)
+    image[4:124, 4:5] = 0.0                      # 120 pixels: foreground IoU 0.9917
+    assert env.is_solved(image, target)
+    assert not passes_public_code_check(image, target)  # background IoU 0.943
