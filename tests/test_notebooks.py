@@ -66,3 +66,12 @@ def test_outputs_go_under_runs_for_every_preset_but_cpu(monkeypatch):
     assert outputs_for("smoke") == project_root() / "runs" / "smoke" / "figures"
     assert figures_dir() == project_root() / "runs" / "smoke" / "figures"
     assert results_dir() == project_root() / "runs" / "smoke" / "results"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_notebook_is_valid_nbformat_with_unique_cell_ids(path):
+    """JupyterLab and papermill read them without complaint: nbformat 4.5 wants an id per cell."""
+    import nbformat
+    nbformat.validate(nbformat.read(path, as_version=4))
+    ids = [cell.get("id") for cell in json.loads(path.read_text())["cells"]]  # as written
+    assert all(ids) and len(set(ids)) == len(ids), "a cell without an id, or two with one"
