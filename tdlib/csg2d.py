@@ -121,6 +121,12 @@ def check_size(size) -> int:
     return int(size)
 
 
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boolean masks (two empty masks: 1)."""
+    union = np.count_nonzero(a | b)
+    return 1.0 if union == 0 else np.count_nonzero(a & b) / union
+
+
 class CSG2DRenderer:
     """Renders CSG2D syntax trees with skia path operations; the paper's IoU goal check."""
 
@@ -212,11 +218,7 @@ class CSG2DRenderer:
 
     def is_solved(self, image: np.ndarray, target: np.ndarray) -> bool:
         """IoU >= 0.99 of the two masks binarised at 0.5 (two empty masks count as equal)."""
-        a, b = np.asarray(image) > 0.5, np.asarray(target) > 0.5
-        union = np.count_nonzero(a | b)
-        if union == 0:
-            return True
-        return np.count_nonzero(a & b) / union >= self.iou_threshold
+        return mask_iou(np.asarray(image) > 0.5, np.asarray(target) > 0.5) >= self.iou_threshold
 
     def to_svg(self, node: Node, size: int = 128) -> str:
         size = check_size(size)

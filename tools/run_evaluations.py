@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tdlib.methods import SearchConfig, models_used
+from tdlib.model_config import KINDS
 from tdlib.paper.plans import PLANS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,9 +74,9 @@ def main(argv=None) -> int:
     candidates = {}
     for item in args.candidate:
         kind, _, folder = item.partition("=")
-        if kind not in ("policy", "value", "ar", "repl") or not folder:
-            parser.error(f"--candidate {item!r} is not KIND=FOLDER with KIND policy, value, ar "
-                         "or repl")
+        if kind not in KINDS or not folder:
+            parser.error(f"--candidate {item!r} is not KIND=FOLDER with KIND one of "
+                         f"{', '.join(KINDS)}")
         if not (ROOT / folder / "model.json").exists():
             parser.error(f"--candidate {item!r}: {folder} holds no checkpoint")
         candidates[kind] = folder

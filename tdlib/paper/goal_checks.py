@@ -19,15 +19,10 @@ import pandas as pd
 
 from tdlib import testsets
 from tdlib.env import make_env
-from tdlib.paper.runs import RUN_KEYS
+from tdlib.csg2d import mask_iou
+from tdlib.paper.runs import RUN_KEYS, shipped_runs
 
 PUBLIC_CODE_THRESHOLD = 0.98
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two boolean masks (two empty masks: 1)."""
-    union = np.count_nonzero(a | b)
-    return 1.0 if union == 0 else np.count_nonzero(a & b) / union
 
 
 def public_code_value(image: np.ndarray, target: np.ndarray) -> float:
@@ -68,7 +63,7 @@ def summarise_checks(per_run: pd.DataFrame) -> pd.DataFrame:
     if per_run.empty:
         return per_run
     keys = ["testset", "method", "score", "variant", "budget"]
-    return (per_run[(per_run["policy"] == "") & (per_run["value"] == "")]
+    return (shipped_runs(per_run)
             .groupby(keys, sort=True)
             .agg(seeds=("seed", "nunique"), problems=("problems", "first"),
                  paper_check_mean=("solved_paper_check", "mean"),

@@ -53,10 +53,6 @@ class Run:
         return f"starts{self.starts}t{self.start_temperature:g}" if self.starts > 1 else ""
 
     @property
-    def config_changes(self) -> dict:
-        return dict(starts=self.starts, start_temperature=self.start_temperature)
-
-    @property
     def label(self) -> str:
         """``td-search-value``, ``ar``, ``full:td-rollout``: the run as ``--queue`` names it
         (with the arm first for a run of another policy than the shipped one)."""
@@ -99,8 +95,10 @@ class Run:
             env = make_env(load(self.testset_file)[0]["spec"]["env"])
             models = Models(env, {"policy": self.policy_folder})
         out = self.output(folder, budget, seed)
-        config = SearchConfig(self.method, budget, seed, self.score, **self.config_changes)
-        evaluate_testset(self.testset_file, config, out, models, limit=limit, resume=True, progress=progress)
+        config = SearchConfig(self.method, budget, seed, self.score, starts=self.starts,
+                              start_temperature=self.start_temperature)
+        evaluate_testset(self.testset_file, config, out, models, limit=limit, resume=True,
+                         progress=progress)
         return out
 
 

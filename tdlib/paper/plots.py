@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tdlib.paper.arms import FIG5A_ARMS, RAINBOW_ARMS
-from tdlib.paper.runs import method_label
+from tdlib.paper.runs import method_label, shipped_runs
 from tdlib.paper.solve_rates import solved_within
 
 
@@ -47,8 +47,8 @@ def plot_solved(ax, runs: pd.DataFrame, testset: str, methods: Sequence[tuple] |
     """Fraction solved against node expansions (log axis), mean and std over seeds, one curve
     per ``(method, score)`` of ``testset`` (default: all that were run on it; runs at the
     paper's settings only).  Pass :func:`select_runs`' runs."""
-    runs = runs[(runs["testset"] == testset) & (runs["variant"] == "")
-                & (runs["policy"] == "") & (runs["value"] == "")]
+    runs = shipped_runs(runs)
+    runs = runs[(runs["testset"] == testset) & (runs["variant"] == "")]
     budget = budget or int(runs["budget"].max())
     curves = solved_within(runs, _expansion_grid(budget, points))
     pairs = methods or sorted(set(zip(curves["method"], curves["score"])))

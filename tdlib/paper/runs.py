@@ -92,6 +92,11 @@ def load_runs(folder: str | Path) -> pd.DataFrame:
     return runs
 
 
+def shipped_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs that read only the shipped networks (no policy or value checkpoint of their own)."""
+    return runs[(runs["policy"] == "") & (runs["value"] == "")]
+
+
 def select_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """The runs a figure compares: for each (test set, method, score, variant, checkpoints, seed)
     the file of the largest budget, and only complete runs (as many problems as the most

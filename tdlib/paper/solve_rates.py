@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from tdlib.paper.arms import RAINBOW_ARMS
-from tdlib.paper.runs import RUN_KEYS
+from tdlib.paper.runs import RUN_KEYS, shipped_runs
 
 
 def solved_within(runs: pd.DataFrame, budgets: Sequence[int]) -> pd.DataFrame:
@@ -38,20 +38,9 @@ def solved_table(runs: pd.DataFrame, budgets: Sequence[int] = (10, 100, 1000, 50
     solved_std`` (the sample standard deviation over seeds; NaN for one seed); budgets no run
     reached are left out; runs of other policies than the shipped one (Figure 5's arms) too.
     Pass :func:`select_runs`' runs: one run per seed."""
-    curves = solved_within(runs[(runs["policy"] == "") & (runs["value"] == "")], budgets)
-    if curves.empty:
-        return pd.DataFrame(columns=["env", "testset", "method", "score", "variant", "seeds",
-                                     "budget", "problems", "solved_mean", "solved_std"])
-    rows = []
-    for (testset, method, score, variant, at), group in curves.groupby(
-            ["testset", "method", "score", "variant", "at"], sort=True):
-        stats = _over_seeds(group, f"{testset} {method} {score} {variant}")
-        if stats:
-            rows.append({"env": (env_of or {}).get(testset, testset.split("_")[0]),
-                         "testset": testset, "method": method, "score": score,
-                         "variant": variant, "budget": int(at), **stats})
-    return pd.DataFrame(rows, columns=["env", "testset", "method", "score", "variant", "seeds",
-                                       "budget", "problems", "solved_mean", "solved_std"])
+    table = configuration_table(shipped_runs(runs), budgets).drop(columns=["policy", "value"])
+    table.insert(0, "env", [(env_of or {}).get(t, t.split("_")[0]) for t in table["testset"]])
+    return table
 
 
 def _over_seeds(group: pd.DataFrame, what: str) -> dict | None:
@@ -99,6 +88,8 @@ def configuration_table(runs: pd.DataFrame, budgets: Sequence[int]) -> pd.DataFr
     keys = ["testset", "method", "score", "variant", "policy", "value"]
     columns = [*keys, "seeds", "budget", "problems", "solved_mean", "solved_std"]
     curves = solved_within(runs, budgets)
+    if curves.empty:
+        return pd.DataFrame(columns=columns)
     rows = []
     for values, group in curves.groupby([*keys, "at"], sort=True):
         stats = _over_seeds(group, " ".join(map(str, values)))
