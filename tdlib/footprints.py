@@ -32,14 +32,15 @@ def program_footprints(env, tree: SyntaxTree, size: int) -> tuple[np.ndarray, np
     (one int16 per token of the program: the index of the innermost part spanning it, or
     :data:`NONE`)."""
     parts = env.footprints(tree, size)
-    masks = np.empty((len(parts), 2, size, size), np.uint8)
+    planes = np.empty((len(parts), 2, size, size), np.float32)
     token_part = np.full(tree.nodes[0].token_end, NONE, np.int16)
     for i, (path, drawn, visible) in enumerate(parts):
-        masks[i, 0] = np.rint(drawn * 255)
-        masks[i, 1] = np.rint(visible * 255)
+        planes[i, 0] = drawn
+        planes[i, 1] = visible
         located = tree.locate(path)
         token_part[located.token_start:located.token_end] = i  # preorder: inner parts win
-    return masks, token_part
+    planes *= 255
+    return np.rint(planes, out=planes).astype(np.uint8), token_part
 
 
 def batch_footprints(items: list[tuple[np.ndarray, np.ndarray]], width: int

@@ -110,10 +110,12 @@ def _runs(testset: str, methods: Sequence[str], score: str = "value") -> list[Ru
 PLANS: dict[str, list[Run]] = {
     "csg2d": _runs("csg2d", ("td-search", "ar", "random-search", "repl", "td-rollout"))
              + [Run("csg2d", "td-search", score) for score in ("logprob", "pixel")],
-    # the hard set also as the public code starts its search: 64 AR programs sampled at T = 0.1
+    # on the hard set, value ranking against pixel ranking, and the search also as the public
+    # code starts it: 64 AR programs sampled at T = 0.1
     "csg2d_hard": _runs("csg2d_hard", ("td-search", "ar", "random-search", "repl",
                                        "td-rollout"))
-                  + [Run("csg2d_hard", "td-search", "value", starts=64, start_temperature=0.1)],
+                  + [Run("csg2d_hard", "td-search", "pixel"),
+                     Run("csg2d_hard", "td-search", "value", starts=64, start_temperature=0.1)],
     "tinysvg": _runs("tinysvg", ("td-search", "ar", "td-rollout")),
     "csg2d_sketch": _runs("csg2d_sketch", ("td-search", "ar")),
     # Figure 5: roll-outs of every arm first (Figure 5b reads them), then TD search for the four
