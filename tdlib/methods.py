@@ -125,9 +125,10 @@ def solve_problem(env, problem: dict, models: Models, config: SearchConfig) -> s
 
 
 def run_search(env, expansions: search.Expansions, observe, models: Models,
-               config: SearchConfig, seed: int) -> search.Outcome:
+               config: SearchConfig, seed: int, score=None) -> search.Outcome:
     """Run ``config.method`` against ``expansions``' goal; ``observe(size)`` gives what the
-    models see of the target (``1 x C x size x size``)."""
+    models see of the target (``1 x C x size x size``).  ``score``: rank TD search's beam with
+    this instead of ``config.score`` (a study's recording score)."""
     torch.manual_seed(seed)
     method = config.method
     if method == "repl":
@@ -150,7 +151,7 @@ def run_search(env, expansions: search.Expansions, observe, models: Models,
     if method == "td-rollout":
         return search.rollouts(expansions, starts, propose, config.chains, config.max_steps)
     return search.beam_search(expansions, starts, propose,
-                              make_score(config.score, env, models, observe, renders),
+                              score or make_score(config.score, env, models, observe, renders),
                               config.beam, config.k)
 
 

@@ -18,7 +18,8 @@ from tdlib.metrics import mutation_problems, one_step_solve_rate, spearman
 from tdlib.mutation import Edit, Mutator
 from tdlib.paper.training_curves import curve_groups, held_out_metric, plot_training_curves
 from tdlib.paper.edit_places import EDIT_PLACES, checkpoint_edit_places, edit_place, edit_places
-from tdlib.paper.value_studies import (differing_shapes, identical_pairs_ceiling, invisible_pairs,
+from tdlib.paper.value_studies import (_distances, beam_rankings, differing_shapes,
+                                       identical_pairs_ceiling, invisible_pairs,
                                        shape_difference, visible_edits)
 from tdlib.presets import shipped_folder
 from tdlib.seeds import held_out_rng
@@ -245,6 +246,39 @@ def _fake_run(folder, steps, metrics):
     pd.DataFrame({"step": steps, "examples_seen": steps, **metrics}).to_csv(
         folder / "eval_log.csv", index=False)
     return folder
+
+
+def test_beam_rankings_measure_what_each_ranking_keeps_against_the_best_it_could():
+    from pathlib import Path
+
+    from tdlib.methods import Models
+    from tdlib.testsets import load
+    _, problems = load(Path(shipped_folder("csg2d_policy")).parents[1] / "testsets"
+                       / "csg2d_hard.jsonl")
+    rounds = beam_rankings(ENV, problems[:2], Models(ENV, {}), budget=120, beam=4)
+    assert set(rounds["index"]) == {0, 1} and (rounds["programs"] > 4).any()
+    for name in ("value", "pixel"):
+        # the programs of least true distance are the best any ranking can keep
+        assert (rounds["oracle_kept_path"] <= rounds[f"{name}_kept_path"] + 1e-9).all()
+        assert (rounds["oracle_kept_nearest"] <= rounds[f"{name}_kept_nearest"]).all()
+        few = rounds[rounds["programs"] <= 4]  # a round that keeps all it made
+        assert np.allclose(few["oracle_kept_path"], few[f"{name}_kept_path"])
+    assert (rounds[[c for c in rounds if c.endswith("_kept_visible")]].values
+            <= rounds[[c for c in rounds if c.endswith("_kept_path")]].values + 1e-9).all()
+
+
+def test_distances_count_path_edits_and_those_that_change_the_render():
+    target = ENV.tree("(- (Circle 6 8 8) (Quad 8 8 4 4 H))")
+    hidden = ENV.tree("(+ (- (Circle 6 8 8) (Quad 8 8 4 4 H)) (Circle 0 3 3))")  # draws nothing
+    moved = ENV.tree("(- (Circle 6 8 8) (Quad 8 8 4 4 J))")  # the square turned 90 degrees: alike
+    shifted = ENV.tree("(- (Circle 6 9 8) (Quad 8 8 4 4 H))")
+    path, visible = _distances(ENV, [target, hidden, moved, shifted], target,
+                               ENV.render(target, 64), 64, random.Random(0))
+    assert path[0] == visible[0] == 0
+    # the same picture at both ends: the path may show changes and undo them, but not just one
+    assert path[1] >= 1 and visible[1] <= path[1] and visible[1] != 1
+    assert path[2] == 1 and visible[2] == 0
+    assert path[3] == 1 and visible[3] == 1
 
 
 def test_training_curves_group_the_networks_and_draw_each_from_where_its_weights_started(tmp_path):

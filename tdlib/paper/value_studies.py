@@ -8,6 +8,10 @@ All of them walk the value networks' held-out pairs (:func:`tdlib.metrics.value_
 * :func:`visible_edits`: how many of the edits left change a pixel;
 * :func:`differing_shapes` (TinySVG): how well counting the shapes that differ predicts the
   distance, when a layout moves every shape after an edited one (:func:`shape_difference`).
+
+and one walks the programs a search actually makes: :func:`beam_rankings` asks, round by round
+of value-ranked TD search, which programs the value network keeps against those pixel
+difference would keep, measured by their true distance to the target.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from collections import Counter
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
+from tqdm import tqdm
 
 from tdlib.edit_paths import edit_path
 from tdlib.examples import ExampleConfig
@@ -130,3 +136,99 @@ def _path_distance(config: ExampleConfig | None, size: int) -> ExampleConfig:
     """The studies' pairs, whatever a value network was trained on: distances along the whole path
     (these studies count the visible edits themselves)."""
     return replace(config or ExampleConfig(image_size=size), value_target="path")
+
+
+class _RecordedScore:
+    """The search's score (``ranked``), which also records each round's new programs with the
+    other score's (``other``) opinion of them."""
+
+    def __init__(self, ranked, other):
+        self.ranked, self.other, self.rounds = ranked, other, []
+
+    def __call__(self, trees, parents, logprobs):
+        values = self.ranked(trees, parents, logprobs)
+        self.rounds.append((list(trees), np.asarray(values, float),
+                            np.asarray(self.other(trees, parents, logprobs), float)))
+        return values
+
+
+def beam_rankings(env, problems, models, budget: int, seed: int = 0, beam: int = 64,
+                  k: int = 3, progress: bool = False) -> pd.DataFrame:
+    """Value against pixel ranking on the programs a search actually makes.
+
+    Value-ranked TD search runs on each problem (a line of a test set) for ``budget``
+    expansions.  At every round its new programs are scored twice, by the value network (which
+    chooses the beam) and by the pixel difference to the target, and each program's true
+    distance to the target is measured: the length of Algorithm 1's path to it, and the edits of
+    that path that change the render at the models' size.  One row per round, with what each
+    ranking would keep (its ``beam`` best) measured by true distance: the mean path and visible
+    distance of the kept programs, the least path distance among them, and the Spearman
+    correlation of its score with both distances within the round (``value_``, ``pixel_``, and
+    ``oracle_`` for a ranking by the path distance itself), beside the mean distances of every
+    new program of the round (``all_``: what a random ranking keeps, on average)."""
+    from tdlib.methods import SearchConfig, observation, problem_seed, run_search
+    from tdlib.search import Expansions, PixelScore, ValueScore
+
+    config = SearchConfig("td-search", budget, seed, "value", beam=beam, k=k)
+    size = models.model("value").config.image_size
+    rows = []
+    for problem in tqdm(problems, disable=not progress, desc="beam rankings", unit="problem"):
+        target = env.parse(problem["program"])
+        observe = lambda px, p=problem: observation(env, p, px)  # noqa: E731
+        recorded = _RecordedScore(ValueScore(models.model("value"), env, observe(size)),
+                                  PixelScore(env, observe(size)))
+        expansions = Expansions(env, target, budget)
+        run_search(env, expansions, observe, models, config,
+                   problem_seed(config, int(problem["index"])), score=recorded)
+        rng = random.Random(problem_seed(config, int(problem["index"])))
+        target_render = env.render(target, size)
+        for round_index, (trees, value, pixel) in enumerate(recorded.rounds):
+            path, visible = _distances(env, trees, target, target_render, size, rng)
+            row = {"index": int(problem["index"]), "round": round_index, "programs": len(trees),
+                   "all_path": path.mean(), "all_visible": visible.mean()}
+            for name, score in (("value", value), ("pixel", pixel), ("oracle", path)):
+                kept = np.argsort(score, kind="stable")[:beam]
+                row.update({f"{name}_kept_path": path[kept].mean(),
+                            f"{name}_kept_visible": visible[kept].mean(),
+                            f"{name}_kept_nearest": path[kept].min(),
+                            f"{name}_spearman": spearman(score, path),
+                            f"{name}_spearman_visible": spearman(score, visible)})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarise_beam_rankings(rounds: pd.DataFrame, beam: int = 64) -> pd.DataFrame:
+    """One row per ranking (value, pixel, oracle, and every new program for reference) over
+    the rounds of :func:`beam_rankings` that made more programs than the beam keeps (in the
+    others every ranking keeps them all): the mean true distance of what it keeps, the mean
+    least distance among them, and its mean Spearman correlation with the path and visible
+    distances within a round."""
+    chosen = rounds[rounds["programs"] > beam]
+    rows = [{"ranking": name, "rounds": len(chosen),
+             "kept_path": chosen[f"{name}_kept_path"].mean(),
+             "kept_visible": chosen[f"{name}_kept_visible"].mean(),
+             "kept_nearest": chosen[f"{name}_kept_nearest"].mean(),
+             "spearman_path": chosen[f"{name}_spearman"].mean(),
+             "spearman_visible": chosen[f"{name}_spearman_visible"].mean()}
+            for name in ("value", "pixel", "oracle")]
+    rows.append({"ranking": "all new programs", "rounds": len(chosen),
+                 "kept_path": chosen["all_path"].mean(),
+                 "kept_visible": chosen["all_visible"].mean()})
+    return pd.DataFrame(rows)
+
+
+def _distances(env, trees, target, target_render, size: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Each program's Algorithm-1 path length to ``target`` and the edits of that path that
+    change the render at ``size``."""
+    path_lengths, visible = [], []
+    for tree in trees:
+        path = edit_path(env.tree(tree), env.tree(target), rng)
+        renders = [env.render(program, size) for program in path[1:-1]] + [target_render]
+        previous = env.render(tree, size)
+        changed = 0
+        for image in renders:
+            changed += not np.array_equal(previous, image)
+            previous = image
+        path_lengths.append(len(path) - 1)
+        visible.append(changed)
+    return np.array(path_lengths, float), np.array(visible, float)

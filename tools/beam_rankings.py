@@ -1,0 +1,64 @@
+"""Which programs the value network keeps in TD search's beam, against what the pixel difference
+and an oracle would keep (:func:`tdlib.paper.value_studies.beam_rankings`).
+
+    python tools/beam_rankings.py --problems 32 --budget 2000
+    python tools/beam_rankings.py --policy results/training/RUN --value results/training/RUN
+
+One row per search round goes into ``results/tables/beam_rankings.csv`` (replacing the rows of
+the same networks); notebook 10 summarises them.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from tdlib.checkpoint import read_record
+from tdlib.env import make_env
+from tdlib.methods import Models
+from tdlib.paper.value_studies import beam_rankings, summarise_beam_rankings
+from tdlib.testsets import load
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE = ROOT / "results" / "tables" / "beam_rankings.csv"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--testset", type=Path,
+                        default=ROOT / "results" / "testsets" / "csg2d_hard.jsonl")
+    parser.add_argument("--problems", type=int, default=32, help="the first N problems (32)")
+    parser.add_argument("--budget", type=int, default=2000, help="expansions per problem (2000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--policy", type=Path, help="policy checkpoint (default: the shipped one)")
+    parser.add_argument("--value", type=Path, help="value checkpoint (default: the shipped one)")
+    parser.add_argument("--table", type=Path, default=TABLE)
+    args = parser.parse_args(argv)
+    header, problems = load(args.testset)
+    env = make_env(header["spec"]["env"])
+    folders = {kind: folder for kind, folder in (("policy", args.policy), ("value", args.value))
+               if folder is not None}
+    for kind, folder in folders.items():
+        if read_record(folder).get("kind") != kind:
+            parser.error(f"--{kind} {folder} is not a {kind} checkpoint")
+    rounds = beam_rankings(env, problems[:args.problems], Models(env, folders), args.budget,
+                           args.seed, progress=True)
+    rounds.insert(0, "policy", str(args.policy or "shipped"))
+    rounds.insert(1, "value", str(args.value or "shipped"))
+    rounds.insert(2, "budget", args.budget)
+    rounds.insert(3, "seed", args.seed)
+    table = rounds
+    if args.table.exists():
+        old = pd.read_csv(args.table)
+        same = ((old["policy"] == rounds["policy"][0]) & (old["value"] == rounds["value"][0])
+                & (old["budget"] == args.budget) & (old["seed"] == args.seed))
+        table = pd.concat([old[~same], rounds], ignore_index=True)
+    args.table.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.table, index=False, float_format="%.4g")
+    print(summarise_beam_rankings(rounds).round(3).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
