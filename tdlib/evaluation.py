@@ -208,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="search seed; each problem's own seed derives from it (0)")
     parser.add_argument("--limit", type=non_negative_int, help="only the first N problems")
     parser.add_argument("--score", default="value", choices=SCORES,
-                        help="how td-search / random-search rank the beam (value)")
+                        help="how td-search / random-search rank the beam (value; oracle-path "
+                             "and oracle-visible rank by the true distance to the target program, "
+                             "for studies)")
     parser.add_argument("--beam", type=positive_int, default=64,
                         help="td-search / random-search: programs kept each round (64)")
     parser.add_argument("-k", type=positive_int, default=3,

@@ -28,7 +28,9 @@ from tdlib.tokens import Tokenizer
 from tdlib.tree import SyntaxTree
 
 METHODS = ("td-search", "td-rollout", "ar", "repl", "random-search")
-SCORES = ("value", "logprob", "pixel")
+SCORES = ("value", "logprob", "pixel", "oracle-path", "oracle-visible")
+# the oracles rank by the true distance to the target program (search.DistanceScore): studies
+# of what a perfect value network would do, on test problems only
 
 
 @dataclass
@@ -117,18 +119,20 @@ def observation(env, problem: dict, size: int) -> torch.Tensor:
 def solve_problem(env, problem: dict, models: Models, config: SearchConfig) -> search.Outcome:
     """Run one method on one test problem (a line of a test set)."""
     began = time.perf_counter()
-    expansions = search.Expansions(env, env.parse(problem["program"]), config.budget)
+    truth = env.parse(problem["program"])
+    expansions = search.Expansions(env, truth, config.budget)
     outcome = run_search(env, expansions, lambda size: observation(env, problem, size), models,
-                         config, problem_seed(config, int(problem["index"])))
+                         config, problem_seed(config, int(problem["index"])), truth=truth)
     outcome.seconds = time.perf_counter() - began
     return outcome
 
 
 def run_search(env, expansions: search.Expansions, observe, models: Models,
-               config: SearchConfig, seed: int, score=None) -> search.Outcome:
+               config: SearchConfig, seed: int, score=None, truth=None) -> search.Outcome:
     """Run ``config.method`` against ``expansions``' goal; ``observe(size)`` gives what the
     models see of the target (``1 x C x size x size``).  ``score``: rank TD search's beam with
-    this instead of ``config.score`` (a study's recording score)."""
+    this instead of ``config.score`` (a study's recording score); ``truth``: the target program,
+    which only the oracle scores read."""
     torch.manual_seed(seed)
     method = config.method
     if method == "repl":
@@ -151,7 +155,8 @@ def run_search(env, expansions: search.Expansions, observe, models: Models,
     if method == "td-rollout":
         return search.rollouts(expansions, starts, propose, config.chains, config.max_steps)
     return search.beam_search(expansions, starts, propose,
-                              score or make_score(config.score, env, models, observe, renders),
+                              score or make_score(config.score, env, models, observe, renders,
+                                                  truth, seed),
                               config.beam, config.k)
 
 
@@ -166,9 +171,15 @@ def ar_starts(env, ar, target: torch.Tensor, n: int, seed: int, temperature: flo
     return programs
 
 
-def make_score(name: str, env, models: Models, observe, renders=None):
+def make_score(name: str, env, models: Models, observe, renders=None, truth=None, seed: int = 0):
     if name == "logprob":
         return search.LogprobScore()
+    if name.startswith("oracle-"):
+        if truth is None:
+            raise ValueError(f"the {name} score ranks by the distance to the target program: it "
+                             "needs one (a test problem), not a picture")
+        return search.DistanceScore(env, truth, observe(models.model("ar").config.image_size),
+                                    visible=name == "oracle-visible", seed=seed)
     kind = "value" if name == "value" else "ar"  # pixel: at the size the models read
     target = observe(models.model(kind).config.image_size)
     if name == "value":

@@ -187,6 +187,7 @@ class ShippedModel:
     bucket_batches: int = 8
     options: tuple[str, ...] = ()  # further ``tdlib train`` arguments: ablations, --set ...
     init: str = ""  # the shipped model whose weights start the run (``tdlib train --init``)
+    stop_at: int | None = None  # where a run cut short by a time limit stopped (of ``steps``)
 
 
 def _set(*items: str) -> tuple[str, ...]:
@@ -263,4 +264,5 @@ def shipped_command(name: str) -> list[str]:
     return ["--env", entry.env, "--model", entry.kind, "--preset", "cpu",
             "--steps", str(entry.steps), "--bucket-batches", str(entry.bucket_batches),
             *entry.options, *(("--init", str(shipped_folder(entry.init))) if entry.init else ()),
+            *(("--stop-at", str(entry.stop_at)) if entry.stop_at else ()),
             "--out", str(shipped_folder(name))]

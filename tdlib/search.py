@@ -11,7 +11,9 @@ method stops at its first solution or when the budget is spent.
   random small mutations (:class:`RandomEdits`, the random-mutation baseline: what the policy
   adds over it is what it has learned) or an oracle (:class:`OracleEdits`, for tests).  Scores:
   :class:`ValueScore` (the paper), :class:`LogprobScore` (the public code: summed log-probability
-  of the chosen positions along the path), :class:`PixelScore` (render distance, an ablation).
+  of the chosen positions along the path), :class:`PixelScore` (render distance, an ablation),
+  :class:`DistanceScore` (the true distance to the target program: what a value network is
+  trained to predict, known exactly, for studies).
 * :func:`rollouts` (the policy alone): parallel chains, one sampled edit per step each.
 * :func:`rejection` (CSGNet / AR baseline): whole programs sampled from the autoregressive model.
 * :func:`repl_rollouts` (REPL Flow, CSG2D): shape-by-shape roll-outs; every rendered partial
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tdlib.edit_paths import first_edit
+from tdlib.edit_paths import edit_path, first_edit
 from tdlib.images import program_images
 from tdlib.repl import REPLSteps
 from tdlib.tree import SyntaxTree
@@ -271,6 +273,40 @@ class PixelScore:
 
     def __call__(self, trees, parents_scores, logprobs) -> np.ndarray:
         return np.array([np.abs(self.env.render(t, self.size) - self.target).mean() for t in trees])
+
+
+def true_distances(env, trees, truth: SyntaxTree, size: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Each program's distance to ``truth``: the length of Algorithm 1's path to it, and the
+    edits of that path that change the render at ``size``."""
+    truth_render = env.render(truth, size)
+    path_lengths, visible = [], []
+    for tree in trees:
+        path = edit_path(env.tree(tree), truth, rng)
+        previous, changed = env.render(tree, size), 0
+        for image in [env.render(program, size) for program in path[1:-1]] + [truth_render]:
+            changed += not np.array_equal(previous, image)
+            previous = image
+        path_lengths.append(len(path) - 1)
+        visible.append(changed)
+    return np.array(path_lengths, float), np.array(visible, float)
+
+
+class DistanceScore:
+    """An oracle for studies: the true distance of each program to the target program, the
+    length of Algorithm 1's path to it (``visible``: only the edits of that path that change the
+    render at the models' size, the two targets a value network is trained on), the pixel
+    difference (under 1) breaking ties.  It answers whether a perfect value network would rank
+    a beam better than the pixel difference does."""
+
+    def __init__(self, env, truth, target_observation: torch.Tensor, visible: bool = False,
+                 seed: int = 0):
+        self.env, self.truth, self.visible = env, env.tree(truth), visible
+        self.pixel = PixelScore(env, target_observation)
+        self.rng = random.Random(seed)
+
+    def __call__(self, trees, parents_scores, logprobs) -> np.ndarray:
+        path, visible = true_distances(self.env, trees, self.truth, self.pixel.size, self.rng)
+        return (visible if self.visible else path) + self.pixel(trees, parents_scores, logprobs)
 
 
 # ------------------------------------------------------------------- methods

@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="batches made at once and sorted by length (1: none)")
     parser.add_argument("--seed", type=int,
                         help="seed of the example stream and of the initial weights")
+    parser.add_argument("--stop-at", type=positive_int, dest="stop_at", metavar="STEP",
+                        help="stop after this step; the learning-rate schedule stays --steps "
+                             "long (how a run cut short by a time limit is made again)")
     parser.add_argument("--max-minutes", type=positive_float, dest="max_minutes",
                         help="stop (checkpointed) after this much training in this call; "
                              "--resume continues on the same schedule")
@@ -116,7 +119,8 @@ def main(argv=None) -> int:
         print(f"tdlib train: {err}", file=sys.stderr)
         return 2
     try:
-        trainer.fit(max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
+        trainer.fit(steps=args.stop_at,
+                    max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
     except KeyboardInterrupt:
         print(f"\ninterrupted at step {trainer.step}; checkpoint saved in {out}", file=sys.stderr)
         return 130

@@ -18,10 +18,11 @@ from tdlib.metrics import mutation_problems, one_step_solve_rate, spearman
 from tdlib.mutation import Edit, Mutator
 from tdlib.paper.training_curves import curve_groups, held_out_metric, plot_training_curves
 from tdlib.paper.edit_places import EDIT_PLACES, checkpoint_edit_places, edit_place, edit_places
-from tdlib.paper.value_studies import (_distances, beam_rankings, differing_shapes,
+from tdlib.paper.value_studies import (beam_rankings, differing_shapes,
                                        identical_pairs_ceiling, invisible_pairs,
                                        shape_difference, visible_edits)
 from tdlib.presets import shipped_folder
+from tdlib.search import true_distances
 from tdlib.seeds import held_out_rng
 from tdlib.tokens import Tokenizer
 
@@ -272,8 +273,8 @@ def test_distances_count_path_edits_and_those_that_change_the_render():
     hidden = ENV.tree("(+ (- (Circle 6 8 8) (Quad 8 8 4 4 H)) (Circle 0 3 3))")  # draws nothing
     moved = ENV.tree("(- (Circle 6 8 8) (Quad 8 8 4 4 J))")  # the square turned 90 degrees: alike
     shifted = ENV.tree("(- (Circle 6 9 8) (Quad 8 8 4 4 H))")
-    path, visible = _distances(ENV, [target, hidden, moved, shifted], target,
-                               ENV.render(target, 64), 64, random.Random(0))
+    path, visible = true_distances(ENV, [target, hidden, moved, shifted], target, 64,
+                                   random.Random(0))
     assert path[0] == visible[0] == 0
     # the same picture at both ends: the path may show changes and undo them, but not just one
     assert path[1] >= 1 and visible[1] <= path[1] and visible[1] != 1

@@ -106,7 +106,7 @@ import csv  # noqa: E402
 
 from tdlib.evaluation import evaluate_testset, main as evaluate_main  # noqa: E402
 from tdlib.layout import project_root  # noqa: E402
-from tdlib.methods import Models, SearchConfig, observation, run_search  # noqa: E402
+from tdlib.methods import Models, SearchConfig, observation, run_search, solve_problem  # noqa: E402
 from tdlib.presets import shipped_folder  # noqa: E402
 
 HARD = project_root() / "results" / "testsets" / "csg2d_hard.jsonl"
@@ -310,3 +310,35 @@ def test_starts_sampled_near_zero_temperature_are_the_greedy_program_and_at_one_
 def test_a_start_temperature_of_zero_is_refused():
     with pytest.raises(ValueError, match="start temperature"):
         SearchConfig("td-search", starts=4, start_temperature=0.0)
+
+
+@pytest.mark.parametrize("visible", [False, True])
+def test_the_distance_oracle_is_the_path_distance_with_the_pixel_difference_breaking_ties(visible):
+    from tdlib.search import DistanceScore
+    env, pairs = problems("csg2d", 4, seed=3)
+    for i, (truth, start) in enumerate(pairs):
+        trees = [start, truth, env.mutate(truth, random.Random(i))]
+        target = program_images(env, [truth], 32)
+        scores = DistanceScore(env, truth, target, visible=visible, seed=i)(trees, [0] * 3, [0] * 3)
+        pixels = PixelScore(env, target)(trees, [0] * 3, [0] * 3)
+        assert np.allclose(scores - np.floor(scores), pixels) and (pixels < 1).all()
+        rng = random.Random(i)
+        for tree, score in zip(trees, scores):
+            path = edit_path(tree, truth, rng)
+            renders = [env.render(p, 32) for p in path]
+            changes = sum(not np.array_equal(a, b) for a, b in zip(renders, renders[1:]))
+            assert np.floor(score) == (changes if visible else len(path) - 1)
+        assert np.floor(scores[1]) == 0  # the target itself
+
+
+def test_an_oracle_score_needs_the_target_program():
+    from tdlib.env import make_env
+    from tdlib.testsets import load
+    env = make_env("csg2d")
+    _, testset = load(HARD)
+    problem = testset[0]
+    config = SearchConfig("td-search", budget=20, score="oracle-visible", beam=4)
+    assert solve_problem(env, problem, Models(env, {}), config).expansions <= 20
+    with pytest.raises(ValueError, match="needs one"):
+        run_search(env, Expansions(env, env.parse(problem["program"]), 20),
+                   lambda size: observation(env, problem, size), Models(env, {}), config, seed=0)

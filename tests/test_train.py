@@ -199,6 +199,21 @@ def test_cli_refuses_to_overwrite_and_resumes(tmp_path, capsys):
     assert [r.split(",")[0] for r in rows[1:]] == ["3", "5"]
 
 
+def test_stop_at_cuts_a_run_on_its_schedule_and_resume_finishes_it_alike(tmp_path):
+    """--stop-at makes a run that a time limit cut short again: the schedule stays --steps long,
+    so stopping at step 3 and resuming gives the weights of the run never stopped."""
+    from safetensors.torch import load_file
+    args = ["--env", "csg2d", "--preset", "smoke", "--steps", "6", "--workers", "0",
+            "--no-progress", "--out"]
+    assert train_main(args + [str(tmp_path / "cut"), "--stop-at", "3"]) == 0
+    record = json.loads((tmp_path / "cut" / "model.json").read_text())
+    assert record["step"] == 3 and record["train"]["steps"] == 6
+    assert train_main(args + [str(tmp_path / "cut"), "--resume"]) == 0
+    assert train_main(args + [str(tmp_path / "whole")]) == 0
+    cut, whole = (load_file(tmp_path / name / "model.safetensors") for name in ("cut", "whole"))
+    assert cut.keys() == whole.keys() and all(torch.equal(cut[k], whole[k]) for k in cut)
+
+
 def test_ddp_with_two_cpu_processes(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run(

@@ -167,13 +167,13 @@ def beam_rankings(env, problems, models, budget: int, seed: int = 0, beam: int =
     ``oracle_`` for a ranking by the path distance itself), beside the mean distances of every
     new program of the round (``all_``: what a random ranking keeps, on average)."""
     from tdlib.methods import SearchConfig, observation, problem_seed, run_search
-    from tdlib.search import Expansions, PixelScore, ValueScore
+    from tdlib.search import Expansions, PixelScore, ValueScore, true_distances
 
     config = SearchConfig("td-search", budget, seed, "value", beam=beam, k=k)
     size = models.model("value").config.image_size
     rows = []
     for problem in tqdm(problems, disable=not progress, desc="beam rankings", unit="problem"):
-        target = env.parse(problem["program"])
+        target = env.tree(problem["program"])
         observe = lambda px, p=problem: observation(env, p, px)  # noqa: E731
         recorded = _RecordedScore(ValueScore(models.model("value"), env, observe(size)),
                                   PixelScore(env, observe(size)))
@@ -181,9 +181,8 @@ def beam_rankings(env, problems, models, budget: int, seed: int = 0, beam: int =
         run_search(env, expansions, observe, models, config,
                    problem_seed(config, int(problem["index"])), score=recorded)
         rng = random.Random(problem_seed(config, int(problem["index"])))
-        target_render = env.render(target, size)
         for round_index, (trees, value, pixel) in enumerate(recorded.rounds):
-            path, visible = _distances(env, trees, target, target_render, size, rng)
+            path, visible = true_distances(env, trees, target, size, rng)
             row = {"index": int(problem["index"]), "round": round_index, "programs": len(trees),
                    "all_path": path.mean(), "all_visible": visible.mean()}
             for name, score in (("value", value), ("pixel", pixel), ("oracle", path)):
@@ -215,20 +214,3 @@ def summarise_beam_rankings(rounds: pd.DataFrame, beam: int = 64) -> pd.DataFram
                  "kept_path": chosen["all_path"].mean(),
                  "kept_visible": chosen["all_visible"].mean()})
     return pd.DataFrame(rows)
-
-
-def _distances(env, trees, target, target_render, size: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Each program's Algorithm-1 path length to ``target`` and the edits of that path that
-    change the render at ``size``."""
-    path_lengths, visible = [], []
-    for tree in trees:
-        path = edit_path(env.tree(tree), env.tree(target), rng)
-        renders = [env.render(program, size) for program in path[1:-1]] + [target_render]
-        previous = env.render(tree, size)
-        changed = 0
-        for image in renders:
-            changed += not np.array_equal(previous, image)
-            previous = image
-        path_lengths.append(len(path) - 1)
-        visible.append(changed)
-    return np.array(path_lengths, float), np.array(visible, float)
