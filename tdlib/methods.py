@@ -130,9 +130,12 @@ def solve_problem(env, problem: dict, models: Models, config: SearchConfig) -> s
 def run_search(env, expansions: search.Expansions, observe, models: Models,
                config: SearchConfig, seed: int, score=None, truth=None) -> search.Outcome:
     """Run ``config.method`` against ``expansions``' goal; ``observe(size)`` gives what the
-    models see of the target (``1 x C x size x size``).  ``score``: rank TD search's beam with
-    this instead of ``config.score`` (a study's recording score); ``truth``: the target program,
-    which only the oracle scores read."""
+    models see of the target (``1 x C x size x size``).  ``score``: rank the beam of TD search or
+    random-mutation search with this instead of ``config.score`` (a study's recording score);
+    ``truth``: the target program, which only the oracle scores read."""
+    if score is None and config.score.startswith("oracle-") and truth is None:
+        raise ValueError(f"the {config.score} score ranks by the distance to the target program: "
+                         "it needs one (a test problem), not a picture")
     torch.manual_seed(seed)
     method = config.method
     if method == "repl":
@@ -155,8 +158,8 @@ def run_search(env, expansions: search.Expansions, observe, models: Models,
     if method == "td-rollout":
         return search.rollouts(expansions, starts, propose, config.chains, config.max_steps)
     return search.beam_search(expansions, starts, propose,
-                              score or make_score(config.score, env, models, observe, renders,
-                                                  truth, seed),
+                              score if score is not None else
+                              make_score(config.score, env, models, observe, renders, truth, seed),
                               config.beam, config.k)
 
 
@@ -172,12 +175,11 @@ def ar_starts(env, ar, target: torch.Tensor, n: int, seed: int, temperature: flo
 
 
 def make_score(name: str, env, models: Models, observe, renders=None, truth=None, seed: int = 0):
+    """The beam's score called ``name`` (one of :data:`SCORES`); ``truth``, the target program,
+    only for the oracle scores."""
     if name == "logprob":
         return search.LogprobScore()
     if name.startswith("oracle-"):
-        if truth is None:
-            raise ValueError(f"the {name} score ranks by the distance to the target program: it "
-                             "needs one (a test problem), not a picture")
         return search.DistanceScore(env, truth, observe(models.model("ar").config.image_size),
                                     visible=name == "oracle-visible", seed=seed)
     kind = "value" if name == "value" else "ar"  # pixel: at the size the models read

@@ -32,7 +32,10 @@ import torch
 
 from tdlib.edit_paths import edit_path, first_edit
 from tdlib.images import program_images
+from tdlib.mutation import SIGMA_SMALL
+from tdlib.refine import simplify, unchanged
 from tdlib.repl import REPLSteps
+from tdlib.seeds import text_key
 from tdlib.tree import SyntaxTree
 
 
@@ -275,37 +278,44 @@ class PixelScore:
         return np.array([np.abs(self.env.render(t, self.size) - self.target).mean() for t in trees])
 
 
-def true_distances(env, trees, truth: SyntaxTree, size: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Each program's distance to ``truth``: the length of Algorithm 1's path to it, and the
-    edits of that path that change the render at ``size``."""
-    truth_render = env.render(truth, size)
+def true_distances(env, trees, truth: SyntaxTree, size: int, rng, count_visible: bool = True,
+                   sigma_small: int = SIGMA_SMALL) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each program's distance to ``truth``: the length of Algorithm 1's path to it, and (with
+    ``count_visible``) the edits of that path that change the render at ``size`` (by more than
+    :func:`tdlib.refine.unchanged` allows, as the value network's visible target counts them)."""
+    truth_render = env.render(truth, size) if count_visible else None
     path_lengths, visible = [], []
     for tree in trees:
-        path = edit_path(env.tree(tree), truth, rng)
-        previous, changed = env.render(tree, size), 0
-        for image in [env.render(program, size) for program in path[1:-1]] + [truth_render]:
-            changed += not np.array_equal(previous, image)
-            previous = image
+        path = edit_path(env.tree(tree), truth, rng, sigma_small)
         path_lengths.append(len(path) - 1)
-        visible.append(changed)
-    return np.array(path_lengths, float), np.array(visible, float)
+        if count_visible:
+            previous, changed = env.render(tree, size), 0
+            for image in [env.render(program, size) for program in path[1:-1]] + [truth_render]:
+                changed += not unchanged(previous, image)
+                previous = image
+            visible.append(changed)
+    return np.array(path_lengths, float), np.array(visible, float) if count_visible else None
 
 
 class DistanceScore:
-    """An oracle for studies: the true distance of each program to the target program, the
-    length of Algorithm 1's path to it (``visible``: only the edits of that path that change the
-    render at the models' size, the two targets a value network is trained on), the pixel
-    difference (under 1) breaking ties.  It answers whether a perfect value network would rank
-    a beam better than the pixel difference does."""
+    """An oracle for studies: each program's true distance to the target, known exactly, the pixel
+    difference (under 1) breaking ties.  The target is the test problem's program with its dead
+    parts removed (:func:`tdlib.refine.simplify` at the models' size), so that the distance is to
+    what the picture shows, as an image-only value network would judge it; the distance is the
+    length of Algorithm 1's path to it, or (``visible``) the edits of that path that change the
+    render, the two targets a value network is trained on.  It answers whether a perfect value
+    network would rank a beam better than the pixel difference does."""
 
     def __init__(self, env, truth, target_observation: torch.Tensor, visible: bool = False,
                  seed: int = 0):
-        self.env, self.truth, self.visible = env, env.tree(truth), visible
+        self.env, self.visible = env, visible
         self.pixel = PixelScore(env, target_observation)
-        self.rng = random.Random(seed)
+        self.truth = simplify(env, truth, size=self.pixel.size)
+        self.rng = random.Random(text_key(f"{seed}:distance oracle"))  # not the proposer's stream
 
     def __call__(self, trees, parents_scores, logprobs) -> np.ndarray:
-        path, visible = true_distances(self.env, trees, self.truth, self.pixel.size, self.rng)
+        path, visible = true_distances(self.env, trees, self.truth, self.pixel.size, self.rng,
+                                       count_visible=self.visible)
         return (visible if self.visible else path) + self.pixel(trees, parents_scores, logprobs)
 
 

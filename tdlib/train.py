@@ -101,6 +101,10 @@ def main(argv=None) -> int:
     except ValueError as err:
         print(f"tdlib train: {err}", file=sys.stderr)
         return 2
+    if args.stop_at is not None and args.stop_at > train_config.steps:
+        print(f"tdlib train: --stop-at {args.stop_at} is past the end of the schedule "
+              f"(--steps {train_config.steps})", file=sys.stderr)
+        return 2
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         print(f"tdlib train: --out {out} is a file; it names the checkpoint folder",

@@ -28,6 +28,8 @@ SOLVE = ["solve", "--env", "csg2d", "--program", RING, "--no-progress", "--budge
     (TRAIN + ["--bucket-batches", "0"], "--bucket-batches: expected a positive integer, not 0"),
     (TRAIN + ["--steps", "-5"], "--steps: expected a positive integer, not -5"),
     (TRAIN + ["--max-minutes", "-1"], "--max-minutes: expected a positive number, not -1.0"),
+    (TRAIN + ["--steps", "5", "--stop-at", "9"],
+     "--stop-at 9 is past the end of the schedule (--steps 5)"),
     (TRAIN + ["--workers", "-2"], "--workers: expected a non-negative integer, not -2"),
     (TRAIN + ["--set", "d_model=abc"], "d_model takes int values (now"),
     (TRAIN + ["--set", "examples.rho=yes"], "rho takes float values"),

@@ -102,3 +102,17 @@ def test_every_committed_evaluation_read_the_checkpoints_that_ship():
                 mismatches.append(f"{settings.name}: {kind} {version} is not {folder.name}'s "
                                   f"step {record['step']}")
     assert not mismatches, "\n".join(mismatches)
+
+
+def test_a_run_cut_short_is_remade_with_stop_at(monkeypatch):
+    """A registry entry with ``stop_at`` (a run a time limit cut short) is remade by a command
+    that keeps the whole schedule and stops at that step."""
+    from tdlib import presets
+    from tdlib.train import build_parser
+    monkeypatch.setitem(presets.SHIPPED_MODELS, "cut_short",
+                        presets.ShippedModel("csg2d", "policy", 18_000, stop_at=11_985))
+    args = build_parser().parse_args(presets.shipped_command("cut_short"))
+    assert (args.steps, args.stop_at) == (18_000, 11_985)
+    monkeypatch.setitem(presets.SHIPPED_MODELS, "whole",
+                        presets.ShippedModel("csg2d", "policy", 18_000))
+    assert build_parser().parse_args(presets.shipped_command("whole")).stop_at is None

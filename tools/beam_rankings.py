@@ -5,13 +5,14 @@ and an oracle would keep (:func:`tdlib.paper.value_studies.beam_rankings`).
     python tools/beam_rankings.py --policy results/training/RUN --value results/training/RUN
 
 One row per search round goes into ``results/tables/beam_rankings.csv`` (replacing the rows of
-the same networks); notebook 10 summarises them.
+the same test set, networks, problems, budget, beam and seed); notebook 10 summarises them.
 """
 
 import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from tdlib.checkpoint import read_record
@@ -24,6 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "results" / "tables" / "beam_rankings.csv"
 
 
+def _name(folder: Path | None) -> str:
+    """A checkpoint as the table names it: relative to the project when inside it."""
+    if folder is None:
+        return "shipped"
+    folder = folder.resolve()
+    return str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else str(folder)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--testset", type=Path,
@@ -31,10 +40,14 @@ def main(argv=None) -> int:
     parser.add_argument("--problems", type=int, default=32, help="the first N problems (32)")
     parser.add_argument("--budget", type=int, default=2000, help="expansions per problem (2000)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--beam", type=int, default=64, help="programs the beam keeps (64)")
     parser.add_argument("--policy", type=Path, help="policy checkpoint (default: the shipped one)")
     parser.add_argument("--value", type=Path, help="value checkpoint (default: the shipped one)")
     parser.add_argument("--table", type=Path, default=TABLE)
     args = parser.parse_args(argv)
+    for name in ("problems", "budget", "beam"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, not {getattr(args, name)}")
     header, problems = load(args.testset)
     env = make_env(header["spec"]["env"])
     folders = {kind: folder for kind, folder in (("policy", args.policy), ("value", args.value))
@@ -43,20 +56,19 @@ def main(argv=None) -> int:
         if read_record(folder).get("kind") != kind:
             parser.error(f"--{kind} {folder} is not a {kind} checkpoint")
     rounds = beam_rankings(env, problems[:args.problems], Models(env, folders), args.budget,
-                           args.seed, progress=True)
-    rounds.insert(0, "policy", str(args.policy or "shipped"))
-    rounds.insert(1, "value", str(args.value or "shipped"))
-    rounds.insert(2, "budget", args.budget)
-    rounds.insert(3, "seed", args.seed)
+                           args.seed, args.beam, progress=True)
+    key = {"testset": args.testset.name, "policy": _name(args.policy), "value": _name(args.value),
+           "problems": args.problems, "budget": args.budget, "beam": args.beam, "seed": args.seed}
+    for column, (name, value) in enumerate(key.items()):
+        rounds.insert(column, name, value)
     table = rounds
     if args.table.exists():
         old = pd.read_csv(args.table)
-        same = ((old["policy"] == rounds["policy"][0]) & (old["value"] == rounds["value"][0])
-                & (old["budget"] == args.budget) & (old["seed"] == args.seed))
+        same = np.logical_and.reduce([old[name] == value for name, value in key.items()])
         table = pd.concat([old[~same], rounds], ignore_index=True)
     args.table.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.table, index=False, float_format="%.4g")
-    print(summarise_beam_rankings(rounds).round(3).to_string(index=False))
+    print(summarise_beam_rankings(rounds, args.beam).round(3).to_string(index=False))
     return 0
 
 

@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from tdlib.edit_paths import edit_path
 from tdlib.examples import ExampleConfig
 from tdlib.metrics import spearman, value_examples, value_pairs
+from tdlib.refine import simplify
+from tdlib.search import true_distances
 
 
 def invisible_pairs(env, n: int, size: int, seed: int = 0,
@@ -55,7 +56,7 @@ def visible_edits(env, n: int, size: int, seed: int = 0,
     """How many of the edits left on each held-out value pair (those of
     :func:`~tdlib.metrics.value_pairs`) change a pixel at ``size``: the rest of the pair's path
     is walked again (Algorithm 1 from the pair's current program) and consecutive renders
-    compared.  Returns the share of all edits left
+    compared (:func:`tdlib.search.true_distances`).  Returns the share of all edits left
     that are visible and the Spearman correlation with the true distance of a predictor that knows
     exactly how many visible edits are left, a reference for what an image-only value network can
     reach (not a strict bound: what a picture shows can hint at edits it does not show)."""
@@ -66,11 +67,11 @@ def visible_edits(env, n: int, size: int, seed: int = 0,
     for example in value_examples(env, n, seed, config):
         # Algorithm 1 draws only where a subtree must be rebuilt small, so the re-walked path is
         # almost always as long as the pair's own; the share that is, is reported
-        path = edit_path(example.current, example.target, random.Random(0), config.sigma_small)
-        renders = [env.render(program, size) for program in path]
+        (length,), (shown,) = true_distances(env, [example.current], example.target, size,
+                                             random.Random(0), sigma_small=config.sigma_small)
         distances.append(example.distance)
-        same_length.append(len(path) - 1 == example.distance)
-        visible.append(sum(not np.array_equal(a, b) for a, b in zip(renders, renders[1:])))
+        same_length.append(length == example.distance)
+        visible.append(shown)
     distances, visible = np.array(distances, float), np.array(visible, float)
     return {"mean_distance": float(distances.mean()),
             "visible_edit_share": float(visible.sum() / distances.sum()),
@@ -159,15 +160,12 @@ def beam_rankings(env, problems, models, budget: int, seed: int = 0, beam: int =
     Value-ranked TD search runs on each problem (a line of a test set) for ``budget``
     expansions.  At every round its new programs are scored twice, by the value network (which
     chooses the beam) and by the pixel difference to the target, and each program's true
-    distance to the target is measured: the length of Algorithm 1's path to it, and the edits of
-    that path that change the render at the models' size.  One row per round, with what each
-    ranking would keep (its ``beam`` best) measured by true distance: the mean path and visible
-    distance of the kept programs, the least path distance among them, and the Spearman
-    correlation of its score with both distances within the round (``value_``, ``pixel_``, and
-    ``oracle_`` for a ranking by the path distance itself), beside the mean distances of every
-    new program of the round (``all_``: what a random ranking keeps, on average)."""
+    distance to the target is measured (:func:`tdlib.search.true_distances`, to the target with
+    its dead parts removed, as :class:`tdlib.search.DistanceScore` measures it): the length of
+    Algorithm 1's path to it, and the edits of that path that change the render at the models'
+    size.  One row per round (:func:`round_rankings`), with what each ranking would keep."""
     from tdlib.methods import SearchConfig, observation, problem_seed, run_search
-    from tdlib.search import Expansions, PixelScore, ValueScore, true_distances
+    from tdlib.search import Expansions, PixelScore, ValueScore
 
     config = SearchConfig("td-search", budget, seed, "value", beam=beam, k=k)
     size = models.model("value").config.image_size
@@ -177,23 +175,35 @@ def beam_rankings(env, problems, models, budget: int, seed: int = 0, beam: int =
         observe = lambda px, p=problem: observation(env, p, px)  # noqa: E731
         recorded = _RecordedScore(ValueScore(models.model("value"), env, observe(size)),
                                   PixelScore(env, observe(size)))
-        expansions = Expansions(env, target, budget)
-        run_search(env, expansions, observe, models, config,
+        run_search(env, Expansions(env, target, budget), observe, models, config,
                    problem_seed(config, int(problem["index"])), score=recorded)
+        live = simplify(env, target, size=size)
         rng = random.Random(problem_seed(config, int(problem["index"])))
         for round_index, (trees, value, pixel) in enumerate(recorded.rounds):
-            path, visible = true_distances(env, trees, target, size, rng)
-            row = {"index": int(problem["index"]), "round": round_index, "programs": len(trees),
-                   "all_path": path.mean(), "all_visible": visible.mean()}
-            for name, score in (("value", value), ("pixel", pixel), ("oracle", path)):
-                kept = np.argsort(score, kind="stable")[:beam]
-                row.update({f"{name}_kept_path": path[kept].mean(),
-                            f"{name}_kept_visible": visible[kept].mean(),
-                            f"{name}_kept_nearest": path[kept].min(),
-                            f"{name}_spearman": spearman(score, path),
-                            f"{name}_spearman_visible": spearman(score, visible)})
-            rows.append(row)
+            path, visible = true_distances(env, trees, live, size, rng)
+            rows.append({"index": int(problem["index"]), "round": round_index,
+                         **round_rankings(path, visible, {"value": value, "pixel": pixel}, beam)})
     return pd.DataFrame(rows)
+
+
+def round_rankings(path, visible, scores: dict, beam: int) -> dict:
+    """One round of :func:`beam_rankings`: for each ranking in ``scores`` (name -> score of each
+    new program, lower first) and for ``oracle`` (the path distance itself), the mean path and
+    visible distance of the ``beam`` programs it keeps, the least path distance among them
+    (``<name>_kept_path``, ``_kept_visible``, ``_kept_nearest``) and its Spearman correlation
+    with both distances (``<name>_spearman``, ``_spearman_visible``); beside them the number of
+    programs and the mean distances of all of them (``all_path``, ``all_visible``: what a random
+    choice keeps, on average)."""
+    path, visible = np.asarray(path, float), np.asarray(visible, float)
+    row = {"programs": len(path), "all_path": path.mean(), "all_visible": visible.mean()}
+    for name, score in {**scores, "oracle": path}.items():
+        kept = np.argsort(score, kind="stable")[:beam]  # as the beam keeps them, ties in order
+        row.update({f"{name}_kept_path": path[kept].mean(),
+                    f"{name}_kept_visible": visible[kept].mean(),
+                    f"{name}_kept_nearest": path[kept].min(),
+                    f"{name}_spearman": spearman(score, path),
+                    f"{name}_spearman_visible": spearman(score, visible)})
+    return row
 
 
 def summarise_beam_rankings(rounds: pd.DataFrame, beam: int = 64) -> pd.DataFrame:
