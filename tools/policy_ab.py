@@ -119,21 +119,21 @@ def main():
                     checkpoint_every=1000)
     model, train, examples = apply_overrides(model, train, examples, args.overrides)
     task = make_task(args.kind, args.env, model, examples, train.seed)
+    folder = checkpoint_name(args.out)  # relative to the project, as the tables record folders
     trainer = Trainer(task, train, args.out, resume=args.resume, progress=True,
                       command="python tools/policy_ab.py " + " ".join(shlex.quote(a) for a in (
-                          [checkpoint_name(args.out), "--name", args.name, "--steps",
-                           str(args.steps)] + args.overrides)))
+                          [folder, "--name", args.name, "--steps", str(args.steps)]
+                          + args.overrides)))
     trainer.fit(max_seconds=None if args.minutes is None else 60 * args.minutes)
     print((trainer.out / "eval_log.csv").read_text())
     if args.kind == "value":
-        record_value_run(args.name, checkpoint_name(args.out), trainer, task, " ".join(args.overrides))
+        record_value_run(args.name, folder, trainer, task, " ".join(args.overrides))
         return
     reliance = image_reliance(task, trainer.model, 512).set_index("images")
     print(reliance.round(3).to_string())
     last = pd.read_csv(trainer.out / "eval_log.csv").iloc[-1]
     record_curve(args.name, trainer.out / "eval_log.csv")
-    record_run({"recipe": args.name, "folder": checkpoint_name(args.out),
-                "minutes": round(trainer.seconds / 60, 1),
+    record_run({"recipe": args.name, "folder": folder, "minutes": round(trainer.seconds / 60, 1),
                 "step": trainer.step, "examples_seen": trainer.step * train.batch_size,
                 "heldout_loss": round(reliance.loc["given", "loss"], 4),
                 "loss_masked": examples.masked_loss,  # a loss over allowed tokens only is lower
