@@ -207,15 +207,37 @@ _RAINBOW_STEPS = 16_000
 SHIPPED_MODELS = {
     # the CSG2D policy's first 158,000 steps (5.06 M examples), made in pieces by tools/policy_ab.py
     "csg2d_policy_158k": ShippedModel("csg2d", "policy", 158_000, 8, _NO_FOOTPRINTS),
-    # trained further from those weights on fresh examples (seed 1), a third cosine: the policy
-    # that search uses (its model.json keeps the earlier pieces' records)
-    "csg2d_policy": ShippedModel("csg2d", "policy", 52_000, 8,
-                                 ("--lr", "0.0007", "--seed", "1") + _NO_FOOTPRINTS,
-                                 init="csg2d_policy_158k"),
+    # trained further from those weights on fresh examples (seed 1), a third cosine (its
+    # model.json keeps the earlier pieces' records)
+    "csg2d_policy_210k": ShippedModel("csg2d", "policy", 52_000, 8,
+                                      ("--lr", "0.0007", "--seed", "1") + _NO_FOOTPRINTS,
+                                      init="csg2d_policy_158k"),
+    # the same network with footprints, trained further from those weights (3.84 M examples,
+    # 3.8 hours in four pieces)
+    "csg2d_policy_330k": ShippedModel("csg2d", "policy", 120_000, 8,
+                                      ("--lr", "0.0004", "--seed", "3")
+                                      + _set("train.eval_every=10000", "train.eval_problems=256"),
+                                      init="csg2d_policy_210k"),
+    # the policy that search uses: 25 more minutes from those weights with 30 % of the training
+    # starts taken from programs the policy and the AR model reach (an 18,000-step cosine that
+    # the time limit stopped at 11,985)
+    "csg2d_policy": ShippedModel("csg2d", "policy", 18_000, 8,
+                                 ("--lr", "0.0003", "--seed", "2")
+                                 + _set("examples.own_states=results/training/csg2d_own_states/"
+                                        "states.jsonl", "examples.own_states_share=0.3",
+                                        "train.eval_every=4000", "train.eval_problems=256"),
+                                 init="csg2d_policy_330k", stop_at=11_985),
     # starts from the policy's first 158,000 steps (the cpu value recipe); made in two pieces,
     # 25,000 steps and a warm restart to 61,000 (the learning rate's second cosine)
-    "csg2d_value": ShippedModel("csg2d", "value", 61_000, 8, _set("train.restart_step=25000"),
-                                init="csg2d_policy_158k"),
+    "csg2d_value_61k": ShippedModel("csg2d", "value", 61_000, 8, _set("train.restart_step=25000"),
+                                    init="csg2d_policy_158k"),
+    # the value network that search uses: 20 more minutes from those weights, trained to predict
+    # the number of path steps that change the image (a 22,000-step cosine that the time limit
+    # stopped at 17,450)
+    "csg2d_value": ShippedModel("csg2d", "value", 22_000, 8,
+                                ("--lr", "0.0003", "--seed", "2")
+                                + _set("examples.value_target=visible"),
+                                init="csg2d_value_61k", stop_at=17_450),
     "csg2d_ar": ShippedModel("csg2d", "ar", 8_000, 1),
     "csg2d_repl": ShippedModel("csg2d", "repl", 6_000, 1),
     # fine-tuned on sketches from the CSG2D policy's first 5 hours (the same grammar and network)

@@ -93,5 +93,5 @@ def test_trained_before_sums_every_piece_of_the_same_kind_and_language():
     assert trained_before(third) == {"step": 150, "examples_seen": 4800, "train_seconds": 90.0}
     value = {"kind": "value", "env": "csg2d", "step": 9, "initialised_from": second}
     assert trained_before(value) == {"step": 0, "examples_seen": 0, "train_seconds": 0.0}
-    shipped = json.loads((SHIPPED / "csg2d_policy" / "model.json").read_text())
+    shipped = json.loads((SHIPPED / "csg2d_policy_210k" / "model.json").read_text())
     assert trained_before(shipped)["step"] + shipped["step"] == 210_000

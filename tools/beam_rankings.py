@@ -17,7 +17,7 @@ import pandas as pd
 
 from tdlib.checkpoint import read_record
 from tdlib.env import make_env
-from tdlib.methods import Models
+from tdlib.methods import Models, default_model_folder
 from tdlib.paper.value_studies import beam_rankings, summarise_beam_rankings
 from tdlib.testsets import load
 
@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "results" / "tables" / "beam_rankings.csv"
 
 
-def _name(folder: Path | None) -> str:
-    """A checkpoint as the table names it: relative to the project when inside it."""
-    if folder is None:
-        return "shipped"
+def _name(folder: Path) -> str:
+    """A checkpoint as the table names it: relative to the project when inside it (a shipped
+    network by its folder; tools/ship_candidate.py's ``--previous`` renames that folder, so the
+    rows of a network shipped before are relabelled with it)."""
     folder = folder.resolve()
     return str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else str(folder)
 
@@ -57,7 +57,10 @@ def main(argv=None) -> int:
             parser.error(f"--{kind} {folder} is not a {kind} checkpoint")
     rounds = beam_rankings(env, problems[:args.problems], Models(env, folders), args.budget,
                            args.seed, args.beam, progress=True)
-    key = {"testset": args.testset.name, "policy": _name(args.policy), "value": _name(args.value),
+    named = {kind: folders.get(kind) or default_model_folder(env.name, kind)
+             for kind in ("policy", "value")}
+    key = {"testset": args.testset.name, "policy": _name(named["policy"]),
+           "value": _name(named["value"]),
            "problems": args.problems, "budget": args.budget, "beam": args.beam, "seed": args.seed}
     for column, (name, value) in enumerate(key.items()):
         rounds.insert(column, name, value)
