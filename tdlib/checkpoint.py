@@ -51,10 +51,11 @@ def git_commit() -> str:
         return "unknown"
 
 
-def _atomic(path: Path, write) -> None:
+def _written(path: Path, write):
+    """Write ``path`` under a temporary name; returns what moves it into place."""
     tmp = path.with_name(path.name + ".tmp")
     write(tmp)
-    os.replace(tmp, path)
+    return lambda: os.replace(tmp, path)
 
 
 def save(folder: str | Path, model: torch.nn.Module, record: dict,
@@ -63,21 +64,28 @@ def save(folder: str | Path, model: torch.nn.Module, record: dict,
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     record = {"format": FORMAT, "torch": torch.__version__, **record}
-    # model.json goes last: it names the step, so a save cut short leaves the previous
-    # checkpoint's record, and resuming checks that every file belongs to that step.
+    # Every file is written in full before any replaces the previous checkpoint's, so a save
+    # that fails while writing (a full disk, an exception) leaves the previous checkpoint whole;
+    # model.json moves last: it names the step, so a save cut short while moving leaves the
+    # previous record, and resuming checks that every file belongs to that step.
+    moves = []
     if optimizer is not None:
         tensors, meta = _optimizer_tensors(optimizer)
         tensors["rng.torch"] = torch.get_rng_state()
         if torch.cuda.is_available():
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
-        _atomic(folder / STATE_FILE, lambda p: save_file(tensors, str(p),
-                                                         metadata={"step": str(record.get("step"))}))
+        moves.append(_written(folder / STATE_FILE, lambda p: save_file(
+            tensors, str(p), metadata={"step": str(record.get("step"))})))
         state_record = {"format": FORMAT, "step": record.get("step"), "optimizer": meta}
-        _atomic(folder / STATE_RECORD, lambda p: p.write_text(json.dumps(state_record) + "\n"))
+        moves.append(_written(folder / STATE_RECORD,
+                              lambda p: p.write_text(json.dumps(state_record) + "\n")))
     weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    _atomic(folder / MODEL_FILE, lambda p: save_file(
-        weights, str(p), metadata={"format": str(FORMAT), "step": str(record.get("step"))}))
-    _atomic(folder / RECORD_FILE, lambda p: p.write_text(json.dumps(record, indent=2) + "\n"))
+    moves.append(_written(folder / MODEL_FILE, lambda p: save_file(
+        weights, str(p), metadata={"format": str(FORMAT), "step": str(record.get("step"))})))
+    moves.append(_written(folder / RECORD_FILE,
+                          lambda p: p.write_text(json.dumps(record, indent=2) + "\n")))
+    for move in moves:
+        move()
     return folder
 
 

@@ -76,6 +76,11 @@ class BatchChunks(Dataset):
 
 def _init_worker(_):
     torch.set_num_threads(1)
+    # Ctrl-C and `kill` of the process group (a scheduler's SIGTERM) reach the workers too; the
+    # main process alone decides: it finishes its step, saves and shuts the workers down.  A
+    # worker killed by the signal would make the main process fail in the middle of its save.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def pick_device(name: str | None = None) -> torch.device:

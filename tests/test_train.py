@@ -186,6 +186,49 @@ def test_ctrl_c_or_sigterm_saves_at_a_step_boundary(tmp_path, signal_name):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_save_that_fails_while_writing_leaves_the_previous_checkpoint_whole(tmp_path):
+    straight = smoke_trainer(tmp_path / "straight", steps=6)
+    straight.fit()
+    part = smoke_trainer(tmp_path / "cut", steps=6, checkpoint_every=3)
+    part.fit(steps=3)
+    state_dict = part.model.state_dict
+
+    def fails_after_the_state_is_written(*args, **kwargs):
+        assert (tmp_path / "cut" / "train_state.safetensors.tmp").exists()
+        raise RuntimeError("a worker died")
+    part.model.state_dict = fails_after_the_state_is_written
+    with pytest.raises(RuntimeError, match="a worker died"):
+        part.fit(steps=5)  # its save at step 5 fails
+    resumed = smoke_trainer(tmp_path / "cut", steps=6, resume=True)
+    assert resumed.step == 3
+    resumed.fit()
+    a, b = weights(straight.model), weights(resumed.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sigterm_to_the_whole_process_group_saves_and_resumes(tmp_path):
+    """A scheduler's `kill` reaches the data workers too: the run still stops at a step with
+    a checkpoint that resumes, instead of failing in its save when a worker dies."""
+    import signal
+    import time
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "tdlib.cli", "train", "--env", "csg2d", "--preset", "smoke",
+            "--steps", "100000", "--set", "train.workers=1", "--set", "train.checkpoint_every=5",
+            "--out", str(out), "--no-progress"]
+    run = subprocess.Popen(args, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "model.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # mid-run, workers busy
+    os.killpg(run.pid, signal.SIGTERM)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert "checkpoint saved" in err and "Traceback" not in err
+    stopped = json.loads((out / "model.json").read_text())["step"]
+    resumed = smoke_trainer(out, steps=100000, workers=1, checkpoint_every=5, resume=True)
+    assert resumed.step == stopped
+
+
 def test_cli_refuses_to_overwrite_and_resumes(tmp_path, capsys):
     args = ["--env", "csg2d", "--preset", "smoke", "--steps", "3", "--out", str(tmp_path),
             "--no-progress"]
