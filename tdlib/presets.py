@@ -207,8 +207,8 @@ _RAINBOW_STEPS = 16_000
 SHIPPED_MODELS = {
     # the CSG2D policy's first 158,000 steps (5.06 M examples), made in pieces by tools/policy_ab.py
     "csg2d_policy_158k": ShippedModel("csg2d", "policy", 158_000, 8, _NO_FOOTPRINTS),
-    # trained further from those weights on fresh examples (seed 1), a third cosine (its
-    # model.json keeps the earlier pieces' records)
+    # trained further from those weights on fresh examples (seed 1), a third cosine: 1.66 M
+    # examples in 87 minutes (its model.json keeps the earlier pieces' records)
     "csg2d_policy_210k": ShippedModel("csg2d", "policy", 52_000, 8,
                                       ("--lr", "0.0007", "--seed", "1") + _NO_FOOTPRINTS,
                                       init="csg2d_policy_158k"),
@@ -219,8 +219,9 @@ SHIPPED_MODELS = {
                                       + _set("train.eval_every=10000", "train.eval_problems=256"),
                                       init="csg2d_policy_210k"),
     # the policy that search uses: 25 more minutes from those weights with 30 % of the training
-    # starts taken from programs the policy and the AR model reach (an 18,000-step cosine that
-    # the time limit stopped at 11,985)
+    # starts taken from programs the policy and the AR model reach (tools/own_states.py; an
+    # 18,000-step cosine that the time limit stopped at 11,985). About 10.9 M examples and 10.6
+    # CPU-hours from scratch, counting the three networks above
     "csg2d_policy": ShippedModel("csg2d", "policy", 18_000, 8,
                                  ("--lr", "0.0003", "--seed", "2")
                                  + _set("examples.own_states=results/training/csg2d_own_states/"
@@ -232,8 +233,8 @@ SHIPPED_MODELS = {
     "csg2d_value_61k": ShippedModel("csg2d", "value", 61_000, 8, _set("train.restart_step=25000"),
                                     init="csg2d_policy_158k"),
     # the value network that search uses: 20 more minutes from those weights, trained to predict
-    # the number of path steps that change the image (a 22,000-step cosine that the time limit
-    # stopped at 17,450)
+    # the number of Algorithm 1 path steps left that change the image at 64 px (a 22,000-step
+    # cosine that the time limit stopped at 17,450)
     "csg2d_value": ShippedModel("csg2d", "value", 22_000, 8,
                                 ("--lr", "0.0003", "--seed", "2")
                                 + _set("examples.value_target=visible"),
