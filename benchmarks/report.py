@@ -72,11 +72,12 @@ def updated_report(old: str, rows: list[tuple], repeats: int) -> str:
     return "\n".join(out + ["", evaluation_speed()])
 
 
-def evaluation_speed() -> str:
-    """Search speed read from the committed evaluations (``results/eval/``): per method, node
-    expansions per second of search time and the median seconds to a solution, as the runs
-    measured them (single-threaded workers, two at a time on the 2 cores)."""
-    runs = load_runs(Path(__file__).resolve().parents[1] / "results" / "eval")
+def evaluation_speed(folder: Path | None = None) -> str:
+    """Search speed read from the committed evaluations (``folder``, default ``results/eval/``):
+    per configuration (method, score and variant), node expansions per second of search time and
+    the median seconds to a solution, as the runs measured them (single-threaded workers, two at
+    a time on the 2 cores)."""
+    runs = load_runs(folder or Path(__file__).resolve().parents[1] / "results" / "eval")
     if runs.empty:
         return ""
     lines = ["## Search, from the committed evaluations",
@@ -88,10 +89,12 @@ def evaluation_speed() -> str:
              "",
              "| test set | method | runs | problems solved | expansions/s | median s to solve |",
              "|---|---|---:|---:|---:|---:|"]
-    for (testset, method, score), group in runs.groupby(["testset", "method", "score"]):
+    for (testset, method, score, variant), group in runs.groupby(
+            ["testset", "method", "score", "variant"]):
         solved = group[group["solved"]]
         rate = group["spent"].sum() / max(group["seconds"].sum(), 1e-9)
         median = f"{solved['seconds'].median():.2f}" if len(solved) else "—"
-        lines.append(f"| {testset} | {method_label(method, score)} | {group['file'].nunique()} | "
+        label = method_label(method, score) + (f" [{variant}]" if variant else "")
+        lines.append(f"| {testset} | {label} | {group['file'].nunique()} | "
                      f"{len(solved)} / {len(group)} | {rate:,.0f} | {median} |")
     return "\n".join(lines + [""])

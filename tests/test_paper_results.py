@@ -318,3 +318,25 @@ def test_the_configuration_table_keeps_candidate_networks_apart_against_brute_fo
             assert row["solved_mean"] == pytest.approx(np.mean(rates))
             assert row["solved_std"] == pytest.approx(np.std(rates, ddof=1))
             assert (row["seeds"], row["problems"]) == (2, 12)
+
+
+def test_the_benchmark_report_keeps_a_search_variant_apart_from_the_plain_search(tmp_path, rng):
+    """results/benchmarks.md's search section: one row per configuration, counted by brute force."""
+    report = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "report.py"))
+    plain = random_expansions(rng, 12, 300)
+    started = random_expansions(rng, 12, 300)
+    write_run(tmp_path, "csg2d_hard", "td-search", "value", 0, 300, plain)
+    (tmp_path / "variant").mkdir()  # the same file name: written apart, then renamed
+    variant = write_run(tmp_path / "variant", "csg2d_hard", "td-search", "value", 0, 300, started)
+    settings = json.loads(variant.with_suffix(".csv.json").read_text())
+    settings.update(starts=64, start_temperature=0.1)
+    (tmp_path / "starts64.csv.json").write_text(json.dumps(settings))
+    shutil.move(variant, tmp_path / "starts64.csv")
+    rows = [line.split(" | ") for line in report["evaluation_speed"](tmp_path).splitlines()
+            if line.startswith("| csg2d_hard")]
+    assert len(rows) == 2
+    by_label = {row[1]: row for row in rows}
+    for label, expansions in [("TD search (value)", plain),
+                              ("TD search (value) [start_temperature=0.1 starts=64]", started)]:
+        solved = sum(e is not None for e in expansions)
+        assert by_label[label][3] == f"{solved} / {len(expansions)}"
