@@ -255,7 +255,9 @@ def load_train_state(folder: str | Path, optimizer: torch.optim.Optimizer,
     if step is not None and state_record.get("step") != step:
         raise CheckpointError(f"{folder}: the training state is from step "
                               f"{state_record.get('step')} and {RECORD_FILE} from step {step} (a "
-                              "save was cut short); cannot resume exactly")
+                              "save was cut short); cannot resume exactly. Its weights (step "
+                              f"{file_step(folder / MODEL_FILE)}) can start a new run: tdlib "
+                              f"train ... --init {folder} --out ANOTHER_FOLDER")
     if "rng.torch" not in tensors:
         raise CheckpointError(f"{folder / STATE_FILE} lacks the random-number state")
     state = {"param_groups": meta["param_groups"], "state": {}}
