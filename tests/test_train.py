@@ -191,7 +191,6 @@ def test_a_save_that_fails_while_writing_leaves_the_previous_checkpoint_whole(tm
     straight.fit()
     part = smoke_trainer(tmp_path / "cut", steps=6, checkpoint_every=3)
     part.fit(steps=3)
-    state_dict = part.model.state_dict
 
     def fails_after_the_state_is_written(*args, **kwargs):
         assert (tmp_path / "cut" / "train_state.safetensors.tmp").exists()
